@@ -1,0 +1,1 @@
+"""The melody engine: ESAC corpus → 16th-note token series → LSTM → new melodies."""
