@@ -36,7 +36,7 @@ DROP_EMPTY = "no notes"
 
 @dataclass(frozen=True, slots=True)
 class Song:
-    """One encoded song: a stable id (its path, plus ``#n`` inside multi-song files) and its steps."""
+    """One encoded song: a stable id (its path, ``#n`` inside multi-song files) and its steps."""
 
     song_id: str
     tokens: tuple[str, ...]
@@ -108,7 +108,7 @@ def resolve_source(data: str | Path) -> SongSource:
 
 
 def content_hash(source: SongSource, settings: dict[str, object]) -> str:
-    """Hash of every file's name and bytes plus the settings: the cache key and the model's data id."""
+    """Hash of every file's name and bytes plus the settings: cache key and the model's data id."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for path in source.files:
         digest.update(source.relative_name(path).encode("utf-8") + b"\0")
@@ -131,7 +131,9 @@ def check_and_encode(score: object) -> tuple[tuple[str, ...] | None, str | None]
     from music21 import stream as m21stream
 
     assert isinstance(score, m21stream.Stream)
-    parts = [p for p in score.parts if p.flatten().notes] if isinstance(score, m21stream.Score) else []
+    parts = (
+        [p for p in score.parts if p.flatten().notes] if isinstance(score, m21stream.Score) else []
+    )
     if len(parts) > 1:
         return None, DROP_POLYPHONIC
     flat = score.flatten()

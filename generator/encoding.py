@@ -87,8 +87,8 @@ def stream_to_events(score: m21stream.Stream) -> list[Event]:
         if not isinstance(element, m21note.Note):
             raise ValueError("chords cannot be encoded in a monophonic melody")
         tie = element.tie.type if element.tie is not None else None
-        continues_previous = tie in ("stop", "continue") and events and events[-1].pitch == (
-            element.pitch.midi
+        continues_previous = (
+            tie in ("stop", "continue") and events and events[-1].pitch == (element.pitch.midi)
         )
         if continues_previous:
             last = events[-1]

@@ -31,11 +31,19 @@ def parse_key(text: str) -> m21key.Key:
     if not match:
         raise ValueError(text)
     tonic = match["tonic"].upper()
-    accidental = {"#": "#", "♯": "#", "b": "-", "♭": "-", "-": "-"}.get(match["accidental"] or "", "")
-    mode = "minor" if (match["mode"] or "").startswith("m") and match["mode"] not in (
-        "maj",
-        "major",
-    ) else "major"
+    accidental = {"#": "#", "♯": "#", "b": "-", "♭": "-", "-": "-"}.get(
+        match["accidental"] or "", ""
+    )
+    mode = (
+        "minor"
+        if (match["mode"] or "").startswith("m")
+        and match["mode"]
+        not in (
+            "maj",
+            "major",
+        )
+        else "major"
+    )
     return m21key.Key(tonic + accidental, mode)
 
 

@@ -1,0 +1,208 @@
+"""The ``melodybot`` command line: prepare data, train, evaluate, compose, inspect a model."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from generator.paths import default_model_dir
+
+DEFAULT_DATA = "../shared/data/esac/deutschl"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides our output
+
+
+def _quiet_music21() -> None:
+    """music21 warns on every odd Humdrum token in ESAC; the drop counts already tell the story."""
+    import logging
+    import warnings
+
+    logging.getLogger("music21").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="music21")
+    from music21 import environment
+
+    environment.Environment().warn = lambda *args, **kwargs: None  # type: ignore[method-assign]
+
+
+model_option = click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    default=default_model_dir,
+    show_default="models/esac-lstm or $MELODYBOT_MODEL_DIR",
+    help="Model folder (model.keras, vocab.json, meta.json).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """melodybot: compose folk-style melodies with an LSTM trained on the Essen collection."""
+
+
+@main.command()
+@click.option(
+    "--data",
+    default=DEFAULT_DATA,
+    show_default=True,
+    help="Folder of .krn/.abc/.mxl/.mid songs, or 'essen' for music21's bundled collection.",
+)
+@click.option("--workers", type=int, default=None, help="Parallel parsers (default: all cores).")
+def prepare(data: str, workers: int | None) -> None:
+    """Parse, filter, transpose and encode the songs; cache the result for `train`."""
+    from generator.corpus import preprocess
+
+    _quiet_music21()
+    corpus = _or_fail(lambda: preprocess(data, workers=workers))
+    click.echo(corpus.summary())
+    click.echo(f"data hash {corpus.data_hash[:16]}…  (cached; `train` will not re-parse)")
+
+
+@main.command()
+@click.option("--data", default=DEFAULT_DATA, show_default=True, help="Training songs.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("models/esac-lstm"),
+    show_default=True,
+    help="Where to write model.keras, vocab.json and meta.json.",
+)
+@click.option("--units", default=256, show_default=True, help="LSTM width.")
+@click.option("--depth", default=2, show_default=True, help="Number of stacked LSTM layers.")
+@click.option("--embedding", "embedding_dim", default=64, show_default=True, help="Input size.")
+@click.option("--dropout", default=0.2, show_default=True, help="Dropout after each LSTM.")
+@click.option("--window", default=256, show_default=True, help="Training window in steps.")
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--epochs", default=40, show_default=True, help="Most epochs (early stopping).")
+@click.option("--lr", "learning_rate", default=2e-3, show_default=True, help="Adam learning rate.")
+@click.option("--patience", default=4, show_default=True, help="Epochs without improvement.")
+@click.option("--max-minutes", type=float, default=None, help="Wall-time budget for training.")
+@click.option("--max-songs", type=int, default=None, help="Use only the first N songs (trials).")
+@click.option("--seed", default=0, show_default=True, help="Random seed for weights and order.")
+def train(out_dir: Path, **options) -> None:
+    """Train a model on a folder of songs and save it with its vocabulary and metadata."""
+    from generator.train import TrainConfig
+    from generator.train import train as run_training
+
+    _quiet_music21()
+    meta = _or_fail(lambda: run_training(TrainConfig(out_dir=out_dir, verbose=1, **options)))
+    v = meta["validation"]
+    click.echo(
+        f"saved {out_dir}: validation {v['nll_bits_per_step']:.3f} bits/step, "
+        f"accuracy {v['accuracy']:.3f}, non-hold accuracy {v['non_hold_accuracy']:.3f}"
+    )
+
+
+@main.command()
+@click.option("--data", required=True, help="Folder of songs to score (or 'essen').")
+@model_option
+@click.option(
+    "--validation-only/--all-songs",
+    default=False,
+    show_default=True,
+    help="Score only the songs the training split held out.",
+)
+def evaluate(data: str, model_dir: Path, validation_only: bool) -> None:
+    """Score a model on songs: NLL bits per 16th step and accuracy, as one JSON line."""
+    from generator.corpus import is_validation, preprocess
+    from generator.engine import MelodyEngine
+    from generator.scoring import score_songs
+
+    _quiet_music21()
+    engine = _or_fail(lambda: MelodyEngine.load(model_dir))
+    corpus = _or_fail(lambda: preprocess(data, progress=sys.stderr.isatty()))
+    songs = corpus.songs
+    if validation_only:
+        percent = engine.meta.get("hyperparameters", {}).get("validation_percent", 10)
+        songs = [s for s in songs if is_validation(s.song_id, percent)]
+    scores = score_songs(engine.step_model, engine.vocab, songs)
+    click.echo(json.dumps({"model": engine.name, "data": data} | scores.as_dict()))
+
+
+@main.command()
+@click.argument("request")
+@model_option
+@click.option(
+    "-o",
+    "--out",
+    "midi_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the MIDI file here.",
+)
+@click.option(
+    "--musicxml",
+    "musicxml_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the MusicXML score here.",
+)
+def generate(request: str, model_dir: Path, midi_out: Path | None, musicxml_out: Path | None):
+    """Compose a melody from REQUEST, e.g. "C4 D4 E4 temp=0.7 bars=8 seed=1".
+
+    Notes: C4, F#4, Bb3, 60, r (rest), with an optional length in quarter notes (D4:2).
+    Options: temp= bars= steps= key= bpm= meter= seed= topk= topp=.
+    """
+    from generator.engine import MelodyEngine
+    from generator.request import MelodyRequest, RequestError
+
+    try:
+        parsed = MelodyRequest.parse(request)
+        engine = MelodyEngine.load(model_dir)
+        melody = engine.compose(parsed)
+    except (RequestError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    if midi_out:
+        _write(midi_out, melody.to_midi())
+    if musicxml_out:
+        _write(musicxml_out, melody.to_musicxml(title=parsed.describe()))
+    click.echo(" ".join(melody.tokens))
+    click.echo(
+        f"key {melody.key_label}, {melody.bars:g} bars, stopped at {melody.stopped_by}; "
+        f"redo with: {parsed.with_options(rng_seed=melody.rng_seed).describe()}",
+        err=True,
+    )
+
+
+@main.command()
+@model_option
+def info(model_dir: Path) -> None:
+    """Show how a model was trained and how well it scores."""
+    meta_path = model_dir / "meta.json"
+    if not meta_path.exists():
+        raise click.ClickException(f"no model metadata at {meta_path}")
+    meta = json.loads(meta_path.read_text())
+    v, data, hp = meta["validation"], meta["data"], meta["hyperparameters"]
+    click.echo(f"model      {meta['name']} (created {meta['created']})")
+    click.echo(
+        f"data       {data['source']} · {data['songs_used']} songs · hash {data['hash'][:16]}…"
+    )
+    click.echo(
+        f"network    {hp['depth']}×LSTM({hp['units']}), embedding {hp['embedding_dim']}, "
+        f"vocabulary {hp['vocab_size']}"
+    )
+    click.echo(
+        f"validation {v['nll_bits_per_step']:.3f} bits/step · accuracy {v['accuracy']:.3f}"
+        f" · non-hold accuracy {v['non_hold_accuracy']:.3f} ({v['songs']} songs)"
+    )
+    click.echo(f"trained    {meta['epochs_run']} epochs in {meta['wall_time_s'] / 60:.1f} min")
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    click.echo(f"wrote {path}", err=True)
+
+
+def _or_fail(action):
+    try:
+        return action()
+    except (FileNotFoundError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+if __name__ == "__main__":
+    main()

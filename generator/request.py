@@ -1,0 +1,325 @@
+"""The melody request grammar, shared by the chat bot and the CLI: ``C4 D4:2 r E4 temp=0.7 bars=8``.
+
+Seed notes are note names with octave (``C4``, ``F#4``, ``Bb3``), MIDI numbers (``60``) or rests
+(``r``), each with an optional duration in quarter notes after a colon (``D4:2``, ``E4:0.5``).
+The raw step form of the model (``60 _ _ _ 62 _``) is accepted too. Options are ``name=value``.
+Every mistake raises :class:`RequestError`, whose message a chat user can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+from music21 import key as m21key
+
+from generator import encoding
+from generator.keys import key_label, parse_key
+
+EXAMPLE = "C4 D4 E4:2 G4 temp=0.8 bars=8"
+MAX_SEED_NOTES = 64
+MAX_BARS = 64
+MAX_STEPS = 1024
+DEFAULT_BARS = 8
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_BPM = 100
+MAX_SEED = 2**32 - 1
+SUPPORTED_DENOMINATORS = (2, 4, 8, 16)
+
+OPTION_HELP = {
+    "temp": "temperature, 0 < temp ≤ 2 (lower is safer, higher is wilder)",
+    "bars": f"length of the whole melody in bars, 1–{MAX_BARS}",
+    "steps": f"length in 16th-note steps, 1–{MAX_STEPS}",
+    "key": "key of the melody, e.g. G, Em, F#m, Bb (default: guessed from the seed)",
+    "bpm": "tempo in quarter notes per minute, 30–300",
+    "meter": "time signature, e.g. 3/4, 6/8",
+    "seed": f"random seed 0–{MAX_SEED}: the same seed gives the same melody",
+    "topk": "sample only among the k most likely next steps",
+    "topp": "sample only among the most likely steps that add up to p (0 < p ≤ 1)",
+}
+
+_NOTE = re.compile(r"^(?P<letter>[A-Ga-g])(?P<accidental>##|#|bb|b|♯|♭|-)?(?P<octave>-?\d)$")
+_ACCIDENTAL_SEMITONES = {"": 0, "#": 1, "♯": 1, "##": 2, "b": -1, "♭": -1, "-": -1, "bb": -2}
+_LETTER_PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+
+class RequestError(ValueError):
+    """A request a user typed that cannot be composed; ``str()`` is the message to show them."""
+
+    def __init__(self, problem: str, example: str = EXAMPLE):
+        self.problem = problem
+        self.example = example
+        super().__init__(f"{problem} Try: {example}")
+
+
+@dataclass(frozen=True)
+class SeedNote:
+    """A seed event: ``pitch`` is a MIDI number or None for a rest; ``steps`` in 16ths."""
+
+    pitch: int | None
+    steps: int
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class MelodyRequest:
+    """Everything needed to compose one melody; the same request and seed give the same melody."""
+
+    seed_notes: tuple[SeedNote, ...]
+    temperature: float = DEFAULT_TEMPERATURE
+    bars: int | None = None
+    steps: int | None = None
+    key: str | None = None  # as the user wrote it, normalised (e.g. "F#m"); None = detect
+    bpm: int = DEFAULT_BPM
+    meter: str = "4/4"
+    rng_seed: int | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    text: str = field(default="", compare=False)
+
+    @classmethod
+    def parse(cls, text: str) -> MelodyRequest:
+        return parse_request(text)
+
+    @property
+    def steps_per_bar(self) -> int:
+        numerator, denominator = (int(x) for x in self.meter.split("/"))
+        return numerator * 16 // denominator
+
+    @property
+    def seed_steps(self) -> int:
+        return sum(n.steps for n in self.seed_notes)
+
+    @property
+    def total_steps(self) -> int:
+        """The melody's length cap in steps, seed included."""
+        if self.steps is not None:
+            return self.steps
+        return (self.bars or DEFAULT_BARS) * self.steps_per_bar
+
+    def seed_tokens(self) -> list[str]:
+        return encoding.events_to_tokens(encoding.Event(n.pitch, n.steps) for n in self.seed_notes)
+
+    def music21_key(self) -> m21key.Key | None:
+        return parse_key(self.key) if self.key else None
+
+    def with_options(self, **changes: object) -> MelodyRequest:
+        return replace(self, **changes)
+
+    def describe(self) -> str:
+        """The request written back in canonical form: what ``!again`` or the CLI would accept."""
+        notes = " ".join(_note_text(n) for n in self.seed_notes)
+        options = [f"temp={self.temperature:g}"]
+        if self.steps is not None:
+            options.append(f"steps={self.steps}")
+        else:
+            options.append(f"bars={self.bars or DEFAULT_BARS}")
+        if self.key:
+            options.append(f"key={self.key}")
+        if self.bpm != DEFAULT_BPM:
+            options.append(f"bpm={self.bpm}")
+        if self.meter != "4/4":
+            options.append(f"meter={self.meter}")
+        if self.rng_seed is not None:
+            options.append(f"seed={self.rng_seed}")
+        if self.top_k is not None:
+            options.append(f"topk={self.top_k}")
+        if self.top_p is not None:
+            options.append(f"topp={self.top_p:g}")
+        return f"{notes} {' '.join(options)}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "seed": [[n.pitch, n.steps] for n in self.seed_notes],
+            "temperature": self.temperature,
+            "bars": self.bars,
+            "steps": self.steps,
+            "key": self.key,
+            "bpm": self.bpm,
+            "meter": self.meter,
+            "rng_seed": self.rng_seed,
+            "top_k": self.top_k,
+            "top_p": self.top_p,
+        }
+
+
+def _note_text(note: SeedNote) -> str:
+    from music21 import pitch as m21pitch
+
+    name = "r" if note.pitch is None else m21pitch.Pitch(midi=note.pitch).nameWithOctave
+    name = name.replace("-", "b")
+    if note.steps == 4:
+        return name
+    return f"{name}:{note.steps / 4:g}"
+
+
+def parse_note_name(text: str) -> int:
+    """MIDI number of ``C4``/``F#4``/``Bb3``/``60``; raises RequestError for anything else."""
+    if text.isdigit():
+        number = int(text)
+        if not 0 <= number <= 127:
+            raise RequestError(f"MIDI note numbers go from 0 to 127, not {text}.")
+        return number
+    match = _NOTE.match(text)
+    if not match:
+        if re.fullmatch(r"[A-Ga-g](##|#|bb|b|♯|♭)?", text):
+            raise RequestError(f"'{text}' needs an octave number, like {text}4.")
+        raise RequestError(
+            f"I don't know the note '{text}'. Write notes as a letter, an optional # or b and an "
+            "octave (C4, F#4, Bb3), a MIDI number (60) or r for a rest."
+        )
+    pitch_class = _LETTER_PITCH_CLASS[match["letter"].upper()]
+    semitone = _ACCIDENTAL_SEMITONES[match["accidental"] or ""]
+    midi = (int(match["octave"]) + 1) * 12 + pitch_class + semitone
+    if not 0 <= midi <= 127:
+        raise RequestError(f"{text} is outside the MIDI range.")
+    return midi
+
+
+def _parse_duration(text: str, note_text: str) -> int:
+    try:
+        quarters = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise RequestError(
+            f"'{note_text}' has a duration I can't read; write quarter notes after a colon, "
+            "like D4:2 (half note) or E4:0.5 (eighth)."
+        ) from None
+    steps = quarters * 4
+    if steps.denominator != 1 or not 1 <= steps <= 64:
+        raise RequestError(
+            f"The duration in '{note_text}' must be a multiple of 0.25 (a 16th) "
+            "between 0.25 and 16 quarter notes."
+        )
+    return int(steps)
+
+
+def _parse_seed_note(item: str) -> SeedNote:
+    name, _, duration = item.partition(":")
+    steps = _parse_duration(duration, item) if duration else 4
+    if name.lower() == encoding.REST:
+        return SeedNote(None, steps, item)
+    return SeedNote(parse_note_name(name), steps, item)
+
+
+def _parse_raw_steps(items: list[str]) -> tuple[SeedNote, ...]:
+    """The model's own step form: ``60 _ _ _ 62 _ r _``."""
+    tokens: list[str] = []
+    for item in items:
+        if item in (encoding.HOLD, encoding.REST) or item.isdigit():
+            if item.isdigit():
+                parse_note_name(item)  # range check with a friendly message
+            tokens.append(item)
+        else:
+            raise RequestError(
+                f"'{item}' can't be mixed into the step form; use MIDI numbers, _ to hold "
+                "and r for rests, like 60 _ _ _ 62 _ _ _.",
+                example="60 _ _ _ 62 _ _ _ 64 _ _ _ temp=0.8",
+            )
+    if tokens[0] == encoding.HOLD:
+        raise RequestError(
+            "The step form can't start with _ (there is nothing to hold yet).",
+            example="60 _ _ _ 62 _ _ _ temp=0.8",
+        )
+    events = encoding.tokens_to_events(tokens)
+    return tuple(SeedNote(e.pitch, e.steps) for e in events)
+
+
+def _number(name: str, value: str, kind: type, low: float, high: float, *, open_low=False):
+    try:
+        number = kind(value)
+    except ValueError:
+        word = "a whole number" if kind is int else "a number"
+        raise RequestError(f"{name}= needs {word}, not '{value}'.") from None
+    if number != number or (number <= low if open_low else number < low) or number > high:
+        bound = f"above {low:g}" if open_low else f"at least {low:g}"
+        raise RequestError(f"{name}= must be {bound} and at most {high:g}, not {value}.")
+    return number
+
+
+def _parse_meter(value: str) -> str:
+    match = re.fullmatch(r"(\d{1,2})/(\d{1,2})", value)
+    if not match or int(match[2]) not in SUPPORTED_DENOMINATORS or not 1 <= int(match[1]) <= 16:
+        raise RequestError(f"meter= must look like 3/4 or 6/8, not '{value}'.")
+    return f"{int(match[1])}/{int(match[2])}"
+
+
+def _apply_option(options: dict[str, object], name: str, value: str) -> None:
+    if name in options:
+        raise RequestError(f"{name}= is given twice.")
+    if value == "":
+        raise RequestError(f"{name}= needs a value: {OPTION_HELP[name]}.")
+    if name == "temp":
+        options[name] = float(_number("temp", value, float, 0, 2, open_low=True))
+    elif name == "bars":
+        options[name] = _number("bars", value, int, 1, MAX_BARS)
+    elif name == "steps":
+        options[name] = _number("steps", value, int, 1, MAX_STEPS)
+    elif name == "bpm":
+        options[name] = _number("bpm", value, int, 30, 300)
+    elif name == "seed":
+        options[name] = _number("seed", value, int, 0, MAX_SEED)
+    elif name == "topk":
+        options[name] = _number("topk", value, int, 1, 1000)
+    elif name == "topp":
+        options[name] = float(_number("topp", value, float, 0, 1, open_low=True))
+    elif name == "meter":
+        options[name] = _parse_meter(value)
+    elif name == "key":
+        try:
+            options[name] = key_label(parse_key(value))
+        except ValueError:
+            raise RequestError(
+                f"key= must be a key like C, G, Em, F#m or Bb, not '{value}'."
+            ) from None
+
+
+def parse_request(text: str) -> MelodyRequest:
+    """Parse what a user typed into a request, or raise RequestError saying what to fix."""
+    items = text.replace(",", " ").split()
+    options: dict[str, object] = {}
+    seed_items: list[str] = []
+    for item in items:
+        if "=" in item:
+            name, _, value = item.partition("=")
+            name = name.lower()
+            if name not in OPTION_HELP:
+                known = ", ".join(f"{n}=" for n in OPTION_HELP)
+                raise RequestError(f"Unknown option '{name}='. Options are {known}.")
+            _apply_option(options, name, value)
+        else:
+            seed_items.append(item)
+    if not seed_items:
+        raise RequestError("Give me a few notes to start from.")
+    if encoding.HOLD in seed_items:
+        seed_notes = _parse_raw_steps(seed_items)
+    else:
+        seed_notes = tuple(_parse_seed_note(item) for item in seed_items)
+    if len(seed_notes) > MAX_SEED_NOTES:
+        raise RequestError(
+            f"That's {len(seed_notes)} seed notes; {MAX_SEED_NOTES} at most, please."
+        )
+    if all(n.pitch is None for n in seed_notes):
+        raise RequestError("The seed needs at least one note, not only rests.")
+    if "bars" in options and "steps" in options:
+        raise RequestError("Give bars= or steps=, not both.")
+    request = MelodyRequest(
+        seed_notes=seed_notes,
+        temperature=float(options.get("temp", DEFAULT_TEMPERATURE)),  # type: ignore[arg-type]
+        bars=options.get("bars"),  # type: ignore[arg-type]
+        steps=options.get("steps"),  # type: ignore[arg-type]
+        key=options.get("key"),  # type: ignore[arg-type]
+        bpm=int(options.get("bpm", DEFAULT_BPM)),  # type: ignore[arg-type]
+        meter=str(options.get("meter", "4/4")),
+        rng_seed=options.get("seed"),  # type: ignore[arg-type]
+        top_k=options.get("topk"),  # type: ignore[arg-type]
+        top_p=options.get("topp"),  # type: ignore[arg-type]
+        text=text.strip(),
+    )
+    if request.seed_steps >= request.total_steps:
+        bars_needed = -(-request.seed_steps // request.steps_per_bar) + 1
+        raise RequestError(
+            f"The seed already fills {request.seed_steps / request.steps_per_bar:g} bars; ask "
+            f"for a longer melody, e.g. bars={min(bars_needed, MAX_BARS)}."
+        )
+    return request

@@ -1,0 +1,76 @@
+"""Shared fixtures: the ESAC data beside the project, and a tiny model trained on a few songs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ESAC_DIR = PROJECT_ROOT.parent / "shared" / "data" / "esac" / "deutschl"
+SHIPPED_MODEL = PROJECT_ROOT / "models" / "esac-lstm"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test run parses into its own cache, so tests never read a developer's stale one."""
+    os.environ["MELODYBOT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def esac_dir() -> Path:
+    if not ESAC_DIR.is_dir():
+        if IN_CI:
+            pytest.fail(f"training data missing at {ESAC_DIR}")
+        pytest.skip("the ESAC data (../shared/data/esac/deutschl) is not beside the project")
+    return ESAC_DIR
+
+
+@pytest.fixture(scope="session")
+def few_songs_dir(esac_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Forty real ESAC songs: enough for both sides of the split, trained in seconds."""
+    target = tmp_path_factory.mktemp("songs")
+    for path in sorted((esac_dir / "kinder").glob("*.krn"))[:40]:
+        shutil.copy(path, target / path.name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(few_songs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from generator.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    train(
+        TrainConfig(
+            data=str(few_songs_dir),
+            out_dir=out,
+            units=24,
+            depth=2,
+            embedding_dim=8,
+            window=64,
+            batch_size=16,
+            epochs=2,
+            validation_percent=20,
+            verbose=0,
+        )
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir: Path):
+    from generator.engine import MelodyEngine
+
+    return MelodyEngine.load(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def shipped_engine():
+    from generator.engine import MelodyEngine
+
+    return MelodyEngine.load(SHIPPED_MODEL)

@@ -1,0 +1,58 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+from music21 import converter
+
+from generator.cli import main
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["prepare"], ["train"], ["evaluate"], ["generate"], ["info"]]
+)
+def test_every_command_has_help(runner, command):
+    result = runner.invoke(main, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def test_generate_writes_midi_and_musicxml(runner, tmp_path):
+    midi, xml = tmp_path / "out.mid", tmp_path / "out.musicxml"
+    result = runner.invoke(
+        main,
+        ["generate", "C4 D4 E4 temp=0.7 seed=5 bars=4", "-o", str(midi), "--musicxml", str(xml)],
+    )
+    assert result.exit_code == 0, result.output
+    notes = list(converter.parse(midi).flatten().notes)
+    assert [n.pitch.nameWithOctave for n in notes[:3]] == ["C4", "D4", "E4"]
+    assert converter.parse(xml).flatten().notes
+    assert "redo with: C4 D4 E4 temp=0.7 bars=4 seed=5" in result.output
+
+
+def test_bad_request_is_a_friendly_error_not_a_traceback(runner):
+    result = runner.invoke(main, ["generate", "C4 temp=9"])
+    assert result.exit_code == 1
+    assert "temp= must be above 0 and at most 2" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_model_is_reported(runner, tmp_path):
+    result = runner.invoke(main, ["generate", "C4", "--model", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no model at" in result.output
+
+
+def test_info_and_evaluate(runner, tiny_model_dir, few_songs_dir):
+    info = runner.invoke(main, ["info", "--model", str(tiny_model_dir)])
+    assert info.exit_code == 0 and "bits/step" in info.output
+    result = runner.invoke(
+        main, ["evaluate", "--data", str(few_songs_dir), "--model", str(tiny_model_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output.strip().splitlines()[-1])
+    assert scores["songs"] > 30 and scores["nll_bits_per_step"] > 0
