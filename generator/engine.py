@@ -137,13 +137,22 @@ class MelodyEngine:
     def compose(self, request: MelodyRequest) -> Melody:
         return self.compose_many([request])[0]
 
-    def compose_many(self, requests: Sequence[MelodyRequest]) -> list[Melody]:
-        """Compose several melodies as one batch: one matrix product per step for all of them."""
+    def compose_many(
+        self, requests: Sequence[MelodyRequest], *, stop_at_song_end: bool = True
+    ) -> list[Melody]:
+        """Compose several melodies as one batch: one matrix product per step for all of them.
+
+        With ``stop_at_song_end=False`` the song delimiter is never drawn, so every melody runs to
+        its length cap (benchmarks use this to time a fixed number of steps).
+        """
         jobs = [self.prepare(r) for r in requests]
         if not jobs:
             return []
         rngs = [np.random.default_rng(job.rng_seed) for job in jobs]
         allowed = [self._allowed_mask(job.shift) for job in jobs]
+        if not stop_at_song_end:
+            for mask in allowed:
+                mask[self.vocab.delimiter_id] = False
         outputs: list[list[int]] = [list(job.prefix[1:]) for job in jobs]
         stopped = [""] * len(jobs)
         state = self.step_model.initial_state(len(jobs))
@@ -192,19 +201,15 @@ def sample(
 ) -> int:
     """Draw the next symbol: temperature, then top-k and top-p, over the allowed symbols only."""
     scaled = np.where(allowed, logits.astype(np.float64) / request.temperature, -np.inf)
-    scaled -= scaled.max()
-    probs = np.exp(scaled)
-    probs /= probs.sum()
+    probs = np.exp(scaled - scaled.max())
     if request.top_k is not None and request.top_k < len(probs):
-        cutoff = np.sort(probs)[-request.top_k]
-        probs = np.where(probs >= cutoff, probs, 0.0)
+        cutoff = np.partition(probs, -request.top_k)[-request.top_k]
+        probs[probs < cutoff] = 0.0
     if request.top_p is not None and request.top_p < 1.0:
         order = np.argsort(-probs, kind="stable")
         cumulative = np.cumsum(probs[order])
-        keep = order[: int(np.searchsorted(cumulative, request.top_p * cumulative[-1])) + 1]
-        trimmed = np.zeros_like(probs)
-        trimmed[keep] = probs[keep]
-        probs = trimmed
+        keep = int(np.searchsorted(cumulative, request.top_p * cumulative[-1])) + 1
+        probs[order[keep:]] = 0.0
     cumulative = np.cumsum(probs)
     drawn = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
     return min(drawn, len(probs) - 1)

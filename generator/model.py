@@ -73,21 +73,33 @@ class _LSTMWeights:
     bias: np.ndarray  # (4 * units,)
 
 
+def _sigmoid_gates_first(matrix: np.ndarray) -> np.ndarray:
+    """Reorder gate columns from Keras' (i, f, c, o) to (i, f, o, c): one sigmoid covers three."""
+    i, f, c, o = np.split(matrix, 4, axis=-1)
+    return np.concatenate([i, f, o, c], axis=-1).astype(np.float32)
+
+
 class StepModel:
     """The trained network as a single-step NumPy function.
 
-    The first layer's input projection is folded into a table (embedding @ kernel + bias), so a
-    step of the first layer is one row lookup plus one recurrent matrix product.
+    Per step and layer this is one matrix product: the first layer's input projection is folded
+    into a table (embedding @ kernel + bias), deeper layers multiply ``[x, h]`` by the stacked
+    kernels, and the gate columns are reordered so one sigmoid call covers the i, f and o gates.
     """
 
     def __init__(self, embedding: np.ndarray, layers: list[_LSTMWeights], dense_w, dense_b):
         first = layers[0]
-        self._input_table = (embedding @ first.kernel + first.bias).astype(np.float32)
-        self._layers = layers
+        self.units = first.recurrent.shape[0]
+        self.depth = len(layers)
+        self.vocab_size = dense_w.shape[1]
+        self._input_table = _sigmoid_gates_first(embedding @ first.kernel + first.bias)
+        self._first_recurrent = _sigmoid_gates_first(first.recurrent)
+        self._stacked = [
+            _sigmoid_gates_first(np.vstack([layer.kernel, layer.recurrent])) for layer in layers[1:]
+        ]
+        self._stacked_bias = [_sigmoid_gates_first(layer.bias) for layer in layers[1:]]
         self._dense_w = dense_w.astype(np.float32)
         self._dense_b = dense_b.astype(np.float32)
-        self.units = first.recurrent.shape[0]
-        self.vocab_size = dense_w.shape[1]
 
     @classmethod
     def from_keras(cls, model) -> StepModel:
@@ -110,25 +122,30 @@ class StepModel:
         return cls.from_keras(load_keras_model(path))
 
     def initial_state(self, batch: int) -> LSTMState:
-        zeros = [np.zeros((batch, self.units), np.float32) for _ in self._layers]
-        return LSTMState(h=list(zeros), c=[z.copy() for z in zeros])
+        return LSTMState(
+            h=[np.zeros((batch, self.units), np.float32) for _ in range(self.depth)],
+            c=[np.zeros((batch, self.units), np.float32) for _ in range(self.depth)],
+        )
 
     def step(self, token_ids: np.ndarray, state: LSTMState) -> np.ndarray:
         """Advance every row by one symbol; updates ``state`` in place and returns logits (B, V)."""
-        x = None
-        for depth, weights in enumerate(self._layers):
-            z = state.h[depth] @ weights.recurrent
-            if depth == 0:
-                z += self._input_table[token_ids]
-            else:
-                z += x @ weights.kernel
-                z += weights.bias
-            i, f, g, o = np.split(z, 4, axis=1)
-            c = _sigmoid(f) * state.c[depth] + _sigmoid(i) * np.tanh(g)
-            h = _sigmoid(o) * np.tanh(c)
-            state.h[depth], state.c[depth] = h, c
-            x = h
+        z = self._input_table[token_ids] + state.h[0] @ self._first_recurrent
+        x = self._cell(z, state, 0)
+        for depth in range(1, self.depth):
+            joined = np.concatenate([x, state.h[depth]], axis=1)
+            z = joined @ self._stacked[depth - 1] + self._stacked_bias[depth - 1]
+            x = self._cell(z, state, depth)
         return x @ self._dense_w + self._dense_b
+
+    def _cell(self, z: np.ndarray, state: LSTMState, depth: int) -> np.ndarray:
+        units = self.units
+        gates = _sigmoid(z[:, : 3 * units])
+        c = gates[:, units : 2 * units] * state.c[depth] + gates[:, :units] * np.tanh(
+            z[:, 3 * units :]
+        )
+        h = gates[:, 2 * units :] * np.tanh(c)
+        state.h[depth], state.c[depth] = h, c
+        return h
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
