@@ -28,7 +28,7 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
-            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+            names = [ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")]
         cpu = names[0] if names else cpu
     except OSError:
         pass
