@@ -9,6 +9,8 @@ import statistics
 import time
 from collections.abc import Callable
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+
 
 def pin_to_cores(cores: int | None) -> None:
     """Run on the first N cores only (before numpy/TensorFlow start their thread pools)."""

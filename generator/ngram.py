@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from generator.corpus import Song
-from generator.scoring import SongScores
+from generator.scoring import SongScores, known_songs
 from generator.vocab import Vocabulary
 
 DISCOUNT = 0.75
@@ -42,7 +42,7 @@ class KneserNey:
     def fit(self, songs: Sequence[Song]) -> KneserNey:
         top = self.order - 1
         grams: set[tuple[int, ...]] = set()
-        for song in songs:
+        for song in known_songs(self.vocab, songs)[0]:
             ids = self._framed(song)
             for i in range(top, len(ids)):
                 gram = tuple(ids[i - top : i + 1])
@@ -78,16 +78,15 @@ class KneserNey:
         return probs
 
     def score(self, songs: Sequence[Song]) -> SongScores:
-        known = set(self.vocab.symbols)
-        usable = [s for s in songs if known.issuperset(s.tokens)]
+        usable, skipped = known_songs(self.vocab, songs)
         nll = 0.0
         steps = correct = events = event_correct = 0
         hold = self.vocab.hold_id
         for song in usable:
             ids = self._framed(song)
-            for i in range(self.order - 1, len(ids) - 1):
-                probs = self.distribution(ids[: i + 1])
-                target = ids[i + 1]
+            for position in range(self.order - 1, len(ids)):  # every step and the closing "/"
+                probs = self.distribution(ids[:position])
+                target = ids[position]
                 nll -= math.log(max(probs[target], 1e-12))
                 hit = int(probs.argmax()) == target
                 steps += 1
@@ -103,5 +102,5 @@ class KneserNey:
             nll_bits_per_step=nats / math.log(2),
             accuracy=correct / max(steps, 1),
             non_hold_accuracy=event_correct / max(events, 1),
-            skipped_songs=len(songs) - len(usable),
+            skipped_songs=skipped,
         )
