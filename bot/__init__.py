@@ -1,0 +1,1 @@
+"""The chat bot: one platform-neutral command core and thin per-platform adapters."""

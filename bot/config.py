@@ -1,0 +1,75 @@
+"""Settings from the environment or a ``.env`` file; every one has a default that runs locally.
+
+Tokens are ``SecretStr``: they never show in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from generator.paths import default_model_dir
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MELODYBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    discord_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DISCORD_TOKEN", "MELODYBOT_DISCORD_TOKEN")
+    )
+    telegram_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("TELEGRAM_TOKEN", "MELODYBOT_TELEGRAM_TOKEN")
+    )
+    telegram_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("TELEGRAM_BASE_URL", "MELODYBOT_TELEGRAM_BASE_URL")
+    )
+    discord_api_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DISCORD_API_BASE_URL", "MELODYBOT_DISCORD_API_BASE_URL"),
+    )
+
+    prefix: str = "!"
+    data_dir: Path = Path("data")
+    database_path: Path | None = None
+    model_dir: Path = Field(default_factory=default_model_dir)
+
+    renderer: Literal["auto", "musescore", "verovio"] = "auto"
+    render_timeout_s: float = 30.0
+    audio: bool = True
+    audio_program: int = Field(0, ge=0, le=127, description="General MIDI program, 0 = piano")
+
+    moderator_role: str | None = None
+    moderator_ids: Annotated[list[str], NoDecode] = []
+
+    default_temperature: float = Field(1.0, gt=0, le=2)
+    daily_quota: int = Field(50, ge=0)
+    cooldown_s: int = Field(10, ge=0)
+    max_bars: int = Field(32, ge=1, le=64)
+    max_seed_notes: int = Field(32, ge=1, le=64)
+    keep_last_generations: int | None = Field(None, ge=1)
+    keep_days: int | None = Field(None, ge=1)
+
+    workers: int = Field(2, ge=1, le=32)
+    queue_size: int = Field(20, ge=1)
+    health_port: int | None = None
+    heartbeat_file: Path | None = None
+
+    @field_validator("moderator_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def database(self) -> Path:
+        return self.database_path or self.data_dir / "melodybot.sqlite3"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
