@@ -140,7 +140,44 @@ def evaluate(data: str, model_dir: Path, validation_only: bool) -> None:
     default=None,
     help="Write the MusicXML score here.",
 )
-def generate(request: str, model_dir: Path, midi_out: Path | None, musicxml_out: Path | None):
+@click.option(
+    "--png",
+    "png_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Draw the score into this PNG.",
+)
+@click.option(
+    "--audio",
+    "audio_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write an MP3 preview here (needs FluidSynth and ffmpeg).",
+)
+@click.option(
+    "--renderer",
+    type=click.Choice(["auto", "musescore", "verovio"]),
+    default="auto",
+    show_default=True,
+    help="Score renderer for --png.",
+)
+@click.option(
+    "--instrument",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 127),
+    help="General MIDI program for --audio (0 piano, 73 flute).",
+)
+def generate(
+    request: str,
+    model_dir: Path,
+    midi_out: Path | None,
+    musicxml_out: Path | None,
+    png_out: Path | None,
+    audio_out: Path | None,
+    renderer: str,
+    instrument: int,
+) -> None:
     """Compose a melody from REQUEST, e.g. "C4 D4 E4 temp=0.7 bars=8 seed=1".
 
     Notes: C4, F#4, Bb3, 60, r (rest), with an optional length in quarter notes (D4:2).
@@ -159,9 +196,20 @@ def generate(request: str, model_dir: Path, midi_out: Path | None, musicxml_out:
         _write(midi_out, melody.to_midi())
     if musicxml_out:
         _write(musicxml_out, melody.to_musicxml(title=parsed.describe()))
+    if png_out or audio_out:
+        from generator.render import RenderError, RenderSettings, render_audio, render_png
+
+        settings = RenderSettings(renderer=renderer, gm_program=instrument)  # type: ignore[arg-type]
+        try:
+            if png_out:
+                _write(png_out, render_png(melody.to_musicxml(parsed.describe()), settings))
+            if audio_out:
+                _write(audio_out, render_audio(melody.to_midi(), settings))
+        except RenderError as error:
+            raise click.ClickException(str(error)) from None
     click.echo(" ".join(melody.tokens))
     click.echo(
-        f"key {melody.key_label}, {melody.bars:g} bars, stopped at {melody.stopped_by}; "
+        f"key {melody.key_label}, {melody.bars:.3g} bars, stopped at {melody.stopped_by}; "
         f"redo with: {parsed.with_options(rng_seed=melody.rng_seed).describe()}",
         err=True,
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from music21 import clef as m21clef
 from music21 import key as m21key
+from music21 import metadata as m21metadata
 from music21 import meter as m21meter
 from music21 import note as m21note
 from music21 import stream as m21stream
@@ -103,6 +105,17 @@ def encode(score: m21stream.Stream) -> list[str]:
     return events_to_tokens(stream_to_events(score))
 
 
+_SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_FLAT_NAMES = ("C", "D-", "D", "E-", "E", "F", "G-", "G", "A-", "A", "B-", "B")
+
+
+def spell(midi: int, key: m21key.Key | None = None) -> m21note.Note:
+    """A note for a MIDI number, spelled the way the key signature suggests (Ab in Eb major, G#
+    in A minor), with no explicit natural signs, so only real accidentals get printed."""
+    names = _FLAT_NAMES if key is not None and key.sharps < 0 else _SHARP_NAMES
+    return m21note.Note(f"{names[midi % 12]}{midi // 12 - 1}")
+
+
 def decode(
     tokens: Sequence[str],
     *,
@@ -117,22 +130,18 @@ def decode(
     sequence becomes valid notation.
     """
     part = m21stream.Part()
+    part.append(m21clef.TrebleClef())
     part.append(m21meter.TimeSignature(meter))
     if key is not None:
         part.append(m21key.Key(key.tonic.name, key.mode))
     part.append(m21tempo.MetronomeMark(number=bpm, referent=1.0))
     for event in tokens_to_events(tokens):
         length = event.steps * STEP_QL
-        element = (
-            m21note.Rest(quarterLength=length)
-            if event.pitch is None
-            else m21note.Note(event.pitch, quarterLength=length)
-        )
+        element = m21note.Rest() if event.pitch is None else spell(event.pitch, key)
+        element.quarterLength = length
         part.append(element)
     score = m21stream.Score()
     score.insert(0, part)
-    if title:
-        from music21 import metadata
-
-        score.metadata = metadata.Metadata(title=title)
+    # Without metadata music21 credits "Music21" as the composer on every score.
+    score.metadata = m21metadata.Metadata(title=title or "", composer="melodybot")
     return score.makeNotation()

@@ -1,0 +1,24 @@
+"""Score pictures and audio previews of melodies, through real tools.
+
+PNG: MuseScore 3 (``mscore3``) when installed, else verovio → SVG → cairosvg. Audio: FluidSynth
+with a General MIDI soundfont, then ffmpeg for loudness, fade and MP3. Every render runs in its own
+temporary folder, has a timeout, and fails with :class:`RenderError` carrying a message a chat user
+can read; callers send the rest of the reply anyway.
+"""
+
+from generator.render.audio import AUDIO_MIME, AUDIO_SUFFIX, audio_available, render_audio
+from generator.render.errors import RenderError
+from generator.render.score import available_png_renderers, prepare_musicxml, render_png
+from generator.render.settings import RenderSettings
+
+__all__ = [
+    "AUDIO_MIME",
+    "AUDIO_SUFFIX",
+    "RenderError",
+    "RenderSettings",
+    "audio_available",
+    "available_png_renderers",
+    "prepare_musicxml",
+    "render_audio",
+    "render_png",
+]

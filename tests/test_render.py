@@ -1,0 +1,195 @@
+"""Score pictures and audio through the real tools (MuseScore, verovio, FluidSynth, ffmpeg)."""
+
+import io
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from music21 import converter, key
+from music21 import midi as m21midi
+from music21.midi.translate import streamToMidiFile
+from music21.musicxml.m21ToXml import GeneralObjectExporter
+from PIL import Image
+
+from generator import encoding
+from generator.render import (
+    RenderError,
+    RenderSettings,
+    audio_available,
+    available_png_renderers,
+    prepare_musicxml,
+    render_audio,
+    render_png,
+)
+from generator.render.audio import RELEASE_S, with_program
+from tests.conftest import IN_CI
+
+SCALE = [60, 62, 64, 65, 67, 69, 71, 72]
+
+
+def melody_tokens(bars: int) -> list[str]:
+    """Quarter notes up and down the C-major scale, four to a bar."""
+    pitches = (SCALE + SCALE[::-1]) * (bars // 4 + 1)
+    return encoding.events_to_tokens(encoding.Event(p, 4) for p in pitches[: bars * 4])
+
+
+def musicxml(bars: int, title: str = "#42 · C4 D4 E4 · temp 0.7") -> bytes:
+    score = encoding.decode(melody_tokens(bars), meter="4/4", bpm=96, key=key.Key("G"), title=title)
+    return bytes(GeneralObjectExporter(score).parse())
+
+
+def midi(bars: int, bpm: int = 120) -> bytes:
+    score = encoding.decode(melody_tokens(bars), bpm=bpm, key=key.Key("C"))
+    return bytes(streamToMidiFile(score).writestr())
+
+
+def require(renderer: str) -> None:
+    if renderer not in available_png_renderers():
+        if IN_CI:
+            pytest.fail(f"{renderer} must be installed in CI")
+        pytest.skip(f"{renderer} is not installed here")
+
+
+def require_audio() -> None:
+    ready, reason = audio_available()
+    if not ready:
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def dark_share(png: bytes) -> float:
+    image = Image.open(io.BytesIO(png)).convert("L")
+    histogram = image.histogram()
+    return sum(histogram[:128]) / (image.width * image.height)
+
+
+@pytest.mark.parametrize("renderer", ["musescore", "verovio"])
+def test_score_png_is_phone_sized_trimmed_and_not_blank(renderer):
+    require(renderer)
+    short = render_png(musicxml(4), RenderSettings(renderer=renderer))
+    long = render_png(musicxml(32), RenderSettings(renderer=renderer))
+    for png in (short, long):
+        image = Image.open(io.BytesIO(png))
+        assert image.format == "PNG"
+        assert 1000 <= image.width <= 1600
+        assert image.getpixel((0, 0)) in (255, (255, 255, 255))  # white background
+        assert 0.01 < dark_share(png) < 0.4
+        assert len(png) < 2_000_000  # far below Discord's and Telegram's upload limits
+    short_height = Image.open(io.BytesIO(short)).height
+    long_height = Image.open(io.BytesIO(long)).height
+    assert long_height > 2.5 * short_height  # 32 bars break into several systems
+    assert short_height < 0.6 * 1400  # trimmed: no A4 page of white
+
+
+def test_auto_prefers_musescore_when_present():
+    require("musescore")
+    auto = render_png(musicxml(4))
+    assert auto == render_png(musicxml(4), RenderSettings(renderer="musescore"))
+
+
+def test_score_data_carries_clef_key_meter_tempo_and_title():
+    prepared = prepare_musicxml(musicxml(4)).decode()
+    assert "<sign>G</sign>" in prepared and "<line>2</line>" in prepared
+    assert "<fifths>1</fifths>" in prepared
+    assert "<beats>4</beats>" in prepared and "<beat-type>4</beat-type>" in prepared
+    assert "<per-minute>96</per-minute>" in prepared
+    assert "#42 · C4 D4 E4 · temp 0.7" in prepared
+
+
+def test_a_score_without_clef_gets_a_treble_clef(esac_dir):
+    """music21 writes no <clef> for ESAC songs parsed from kern; verovio then drew none."""
+    song = converter.parse(esac_dir / "erk" / "deut0567.krn")
+    raw = bytes(GeneralObjectExporter(song).parse())
+    assert b"<clef>" not in raw
+    prepared = prepare_musicxml(raw)
+    assert prepared.count(b"<clef>") == 1
+    attributes = prepared.split(b"<attributes>")[1].split(b"</attributes>")[0]
+    assert attributes.index(b"<time>") < attributes.index(b"<clef>")  # schema order kept
+    if "verovio" in available_png_renderers():
+        render_png(raw, RenderSettings(renderer="verovio"))
+
+
+def test_bad_input_and_timeouts_are_render_errors():
+    with pytest.raises(RenderError, match="not valid MusicXML"):
+        render_png(b"<not xml")
+    require("musescore")
+    with pytest.raises(RenderError, match="took longer than"):
+        render_png(musicxml(32), RenderSettings(renderer="musescore", timeout_s=0.01))
+
+
+def test_concurrent_renders_leave_no_temp_folders():
+    renderers = available_png_renderers()
+    if not renderers:
+        pytest.skip("no renderer installed")
+    before = set(Path(tempfile.gettempdir()).glob("melodybot-*"))
+    with ThreadPoolExecutor(4) as pool:
+        pngs = list(pool.map(lambda bars: render_png(musicxml(bars)), [4, 8, 12, 16]))
+    assert len({len(p) for p in pngs}) == 4
+    assert set(Path(tempfile.gettempdir()).glob("melodybot-*")) == before
+
+
+def _probe(mp3: bytes) -> tuple[float, float, float]:
+    """Duration, peak and mean level (dBFS) of an MP3, decoded by ffmpeg."""
+    with tempfile.NamedTemporaryFile(suffix=".mp3") as handle:
+        handle.write(mp3)
+        handle.flush()
+        duration = float(
+            subprocess.run(
+                [
+                    "ffprobe",
+                    "-v",
+                    "error",
+                    "-show_entries",
+                    "format=duration",
+                    "-of",
+                    "csv=p=0",
+                    handle.name,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        levels = subprocess.run(
+            ["ffmpeg", "-hide_banner", "-i", handle.name, "-af", "volumedetect", "-f", "null", "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
+    peak = float(levels.split("max_volume: ")[1].split(" dB")[0])
+    mean = float(levels.split("mean_volume: ")[1].split(" dB")[0])
+    return duration, peak, mean
+
+
+@pytest.mark.parametrize(("bars", "bpm"), [(4, 120), (8, 90)])
+def test_audio_matches_the_melody_length_and_does_not_clip(bars, bpm):
+    require_audio()
+    mp3 = render_audio(midi(bars, bpm), RenderSettings(gm_program=73))
+    duration, peak, mean = _probe(mp3)
+    expected = bars * 4 * 60 / bpm + RELEASE_S
+    assert abs(duration - expected) < 0.15
+    assert peak < 0.0
+    assert mean > -35.0  # audible, not silence
+
+
+def test_instrument_setting_rewrites_the_midi_program():
+    rewritten = m21midi.MidiFile()
+    rewritten.readstr(with_program(midi(2), 73))
+    programs = [
+        e.data
+        for t in rewritten.tracks
+        for e in t.events
+        if e.type == m21midi.ChannelVoiceMessages.PROGRAM_CHANGE
+    ]
+    assert programs and set(programs) == {73}
+
+
+def test_missing_audio_tools_are_a_clear_error(tmp_path):
+    settings = RenderSettings(soundfont=tmp_path / "missing.sf2")
+    ready, reason = audio_available(settings)
+    assert not ready and "soundfont" in reason
+    with pytest.raises(RenderError, match="no audio preview"):
+        render_audio(midi(2), settings)
