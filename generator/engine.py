@@ -216,17 +216,29 @@ def sample(
 
 
 def _detect_key(request: MelodyRequest) -> m21key.Key:
-    """The seed's key by music21's analysis; C major when the seed is too short to tell."""
+    """The seed's key by music21's analysis, told apart from its relative key by the seed itself.
+
+    A few notes rarely separate a major key from its relative minor (C D E analyses as A minor),
+    so when the seed starts or ends on the other one's tonic, that one is taken. C major when the
+    seed is too short to tell at all.
+    """
     from music21 import note as m21note
     from music21 import stream as m21stream
 
     pitched = [n.pitch for n in request.seed_notes if n.pitch is not None]
+    if len({p % 12 for p in pitched}) == 1:  # one pitch: call it the tonic of a major key
+        return m21key.Key(m21note.Note(pitched[0]).pitch.name)
     melody = m21stream.Stream([m21note.Note(p) for p in pitched])
     try:
         detected = melody.analyze("key")
     except Exception:
         return m21key.Key("C")
-    return m21key.Key(detected.tonic.name, detected.mode)
+    detected = m21key.Key(detected.tonic.name, detected.mode)
+    relative = detected.relative
+    anchors = {pitched[0] % 12, pitched[-1] % 12}
+    if detected.tonic.pitchClass not in anchors and relative.tonic.pitchClass in anchors:
+        return m21key.Key(relative.tonic.name, relative.mode)
+    return detected
 
 
 def _pitch_name(midi: int) -> str:

@@ -107,6 +107,30 @@ class MelodyRequest:
     def with_options(self, **changes: object) -> MelodyRequest:
         return replace(self, **changes)
 
+    def with_option_text(self, option_text: str) -> MelodyRequest:
+        """This request with options typed by a user replaced (``temp=1.2 bars=16``).
+
+        The notes stay; an option not named keeps its value, the random seed included, so
+        ``!again 12 temp=1.2`` changes exactly what was asked and nothing else.
+        """
+        new_items = option_text.replace(",", " ").split()
+        for item in new_items:
+            if "=" not in item:
+                raise RequestError(
+                    f"Only options can change here, not notes ('{item}').", example="temp=1.2"
+                )
+        named = {item.partition("=")[0].lower() for item in new_items}
+        if "bars" in named:
+            named.add("steps")
+        if "steps" in named:
+            named.add("bars")
+        kept = [
+            item
+            for item in self.describe().split()
+            if "=" not in item or item.partition("=")[0] not in named
+        ]
+        return parse_request(" ".join(kept + new_items))
+
     def describe(self) -> str:
         """The request written back in canonical form: what ``!again`` or the CLI would accept."""
         notes = " ".join(_note_text(n) for n in self.seed_notes)
@@ -274,7 +298,7 @@ def _apply_option(options: dict[str, object], name: str, value: str) -> None:
             ) from None
 
 
-def parse_request(text: str) -> MelodyRequest:
+def parse_request(text: str, *, default_temperature: float = DEFAULT_TEMPERATURE) -> MelodyRequest:
     """Parse what a user typed into a request, or raise RequestError saying what to fix."""
     items = text.replace(",", " ").split()
     options: dict[str, object] = {}
@@ -305,7 +329,7 @@ def parse_request(text: str) -> MelodyRequest:
         raise RequestError("Give bars= or steps=, not both.")
     request = MelodyRequest(
         seed_notes=seed_notes,
-        temperature=float(options.get("temp", DEFAULT_TEMPERATURE)),  # type: ignore[arg-type]
+        temperature=float(options.get("temp", default_temperature)),  # type: ignore[arg-type]
         bars=options.get("bars"),  # type: ignore[arg-type]
         steps=options.get("steps"),  # type: ignore[arg-type]
         key=options.get("key"),  # type: ignore[arg-type]

@@ -1,0 +1,63 @@
+"""Wiring: settings → model, database, worker pool and core, opened and closed in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.core import BotCore
+from bot.workers import WorkerPool
+from generator.engine import MelodyEngine
+from generator.render import audio_available, available_png_renderers
+from storage import Limits, Repository
+
+log = logging.getLogger("melodybot")
+DRAIN_TIMEOUT_S = 30.0
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: MelodyEngine
+    repo: Repository
+    pool: WorkerPool
+    core: BotCore
+
+    async def close(self) -> None:
+        """Let melodies in flight finish (bounded), then close the database cleanly."""
+        finished = await self.pool.drain(DRAIN_TIMEOUT_S)
+        if not finished:
+            log.warning("stopped with melodies still in flight after %.0f s", DRAIN_TIMEOUT_S)
+        await self.repo.close()
+
+
+async def open_app(settings: Settings) -> App:
+    engine = await asyncio.to_thread(MelodyEngine.load, settings.model_dir)
+    defaults = Limits(
+        daily_quota=settings.daily_quota,
+        cooldown_s=settings.cooldown_s,
+        max_bars=settings.max_bars,
+        max_seed_notes=settings.max_seed_notes,
+    )
+    repo = await Repository.open(settings.database, defaults=defaults)
+    if settings.keep_last_generations or settings.keep_days:
+        dropped = await repo.apply_retention(settings.keep_last_generations, settings.keep_days)
+        log.info("retention: removed %d old melodies", dropped)
+    pool = WorkerPool(settings.workers, settings.queue_size)
+    audio_ready, reason = audio_available()
+    if settings.audio and not audio_ready:
+        log.warning("audio previews are off: %s", reason)
+    renderers = available_png_renderers()
+    if not renderers:
+        log.warning("score pictures are off: neither MuseScore nor verovio is available")
+    log.info(
+        "model %s (%s); score renderers: %s; database %s",
+        engine.name,
+        engine.version,
+        ", ".join(renderers) or "none",
+        settings.database,
+    )
+    core = BotCore(engine, repo, settings, pool, audio_enabled=audio_ready)
+    return App(settings, engine, repo, pool, core)

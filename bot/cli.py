@@ -1,0 +1,132 @@
+"""``melodybot`` bot commands: run the bot, chat in the terminal, back up the database.
+
+They join the melody engine's commands (prepare, train, evaluate, generate, info) in one CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from generator.cli import main
+
+log = logging.getLogger("melodybot")
+
+
+def _settings(**overrides):
+    from pydantic import ValidationError
+
+    from bot.config import Settings
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise click.ClickException(f"bad settings: {problems}") from None
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "discord.gateway", "discord.client", "telegram.ext"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the database and files go (default: $MELODYBOT_DATA_DIR or ./data).",
+)
+
+
+@main.command()
+@click.option("--user", default="you", show_default=True, help="Who is speaking.")
+@click.option("--moderator", is_flag=True, help="Speak as a moderator of the chat.")
+@data_dir_option
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def chat(user: str, moderator: bool, data_dir: Path | None, verbose: bool) -> None:
+    """Chat with the bot in the terminal (no token needed); reads stdin when piped."""
+    from bot.app import open_app
+    from bot.console import run_console
+
+    settings = _settings(data_dir=data_dir)
+    _logging(verbose) if verbose else logging.basicConfig(level=logging.WARNING)
+
+    async def session() -> None:
+        app = await open_app(settings)
+        try:
+            await run_console(app, user=user, moderator=moderator, files_dir=settings.files_dir)
+        finally:
+            await app.close()
+
+    asyncio.run(session())
+
+
+@main.command()
+@data_dir_option
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def run(data_dir: Path | None, verbose: bool) -> None:
+    """Run the bot: Discord and/or Telegram when their tokens are set, else the console chat."""
+    from bot.runner import run_bots
+
+    settings = _settings(data_dir=data_dir)
+    _logging(verbose)
+    if not settings.discord_token and not settings.telegram_token:
+        click.echo("No DISCORD_TOKEN or TELEGRAM_TOKEN set: starting the console chat.", err=True)
+        ctx = click.get_current_context()
+        ctx.invoke(chat, user="you", moderator=True, data_dir=data_dir, verbose=verbose)
+        return
+    asyncio.run(run_bots(settings, discord=True, telegram=True))
+
+
+@main.command()
+@data_dir_option
+@click.option("-v", "--verbose", is_flag=True)
+def discord(data_dir: Path | None, verbose: bool) -> None:
+    """Run only the Discord bot (needs DISCORD_TOKEN)."""
+    from bot.runner import run_bots
+
+    settings = _settings(data_dir=data_dir)
+    if not settings.discord_token:
+        raise click.ClickException("set DISCORD_TOKEN (in the environment or .env) first")
+    _logging(verbose)
+    asyncio.run(run_bots(settings, discord=True, telegram=False))
+
+
+@main.command()
+@data_dir_option
+@click.option("-v", "--verbose", is_flag=True)
+def telegram(data_dir: Path | None, verbose: bool) -> None:
+    """Run only the Telegram bot (needs TELEGRAM_TOKEN)."""
+    from bot.runner import run_bots
+
+    settings = _settings(data_dir=data_dir)
+    if not settings.telegram_token:
+        raise click.ClickException("set TELEGRAM_TOKEN (in the environment or .env) first")
+    _logging(verbose)
+    asyncio.run(run_bots(settings, discord=False, telegram=True))
+
+
+@main.command()
+@click.argument("destination", type=click.Path(path_type=Path))
+@data_dir_option
+def backup(destination: Path, data_dir: Path | None) -> None:
+    """Copy the live database consistently to DESTINATION (safe while the bots run)."""
+    from storage.db import backup as backup_database
+
+    settings = _settings(data_dir=data_dir)
+    if not settings.database.exists():
+        raise click.ClickException(f"no database at {settings.database}")
+    backup_database(settings.database, destination)
+    click.echo(f"backed up {settings.database} to {destination}")
+
+
+__all__ = ["main"]

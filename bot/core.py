@@ -1,0 +1,509 @@
+"""The use cases behind every chat command, independent of any platform.
+
+A front-end turns a platform event into an :class:`Incoming` message and sends back the
+:class:`~bot.replies.Reply` this core returns. Everything else lives here: the grammar, limits and
+bans in storage, composing and rendering on the worker pool, and friendly answers to every mistake.
+Nothing a user types raises out of :meth:`BotCore.handle`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.commands import SPECS, CommandError, parse_command
+from bot.config import Settings
+from bot.replies import Attachment, Reply
+from bot.workers import QueueFull, WorkerPool
+from generator.engine import Melody, MelodyEngine
+from generator.render import (
+    AUDIO_MIME,
+    AUDIO_SUFFIX,
+    RenderError,
+    RenderSettings,
+    render_audio,
+    render_png,
+)
+from generator.request import EXAMPLE, OPTION_HELP, MelodyRequest, RequestError, parse_request
+from storage import (
+    Banned,
+    ChatDisabled,
+    CooldownActive,
+    Generation,
+    QuotaExceeded,
+    Refusal,
+    Repository,
+    User,
+)
+
+log = logging.getLogger("melodybot")
+
+ModeratorCheck = Callable[[], Awaitable[bool]]
+WorkStarted = Callable[[], Awaitable[None]]
+
+LIMIT_ALIASES = {
+    "daily": ("daily_quota", 0, 10_000),
+    "cooldown": ("cooldown_s", 0, 86_400),
+    "maxbars": ("max_bars", 1, 64),
+    "maxnotes": ("max_seed_notes", 1, 64),
+}
+_DURATION = re.compile(r"^(\d{1,5})([smhdw])$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+MAX_HISTORY = 20
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A chat message, as every front-end describes it."""
+
+    platform: str
+    chat_id: str
+    user_id: str
+    user_name: str
+    text: str
+    mentions: tuple[tuple[str, str], ...] = ()  # (user id, name) of users named in the message
+    reply_to: tuple[str, str] | None = None  # (user id, name) of the message answered, if any
+
+
+@dataclass
+class _Rendered:
+    melody: Melody
+    midi: bytes
+    png: bytes | None = None
+    audio: bytes | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+async def _nobody_moderates() -> bool:
+    return False
+
+
+class BotCore:
+    def __init__(
+        self,
+        engine: MelodyEngine,
+        repository: Repository,
+        settings: Settings,
+        pool: WorkerPool,
+        *,
+        audio_enabled: bool = True,
+    ):
+        self.engine = engine
+        self.repo = repository
+        self.settings = settings
+        self.pool = pool
+        self.render_settings = RenderSettings(
+            renderer=settings.renderer,
+            timeout_s=settings.render_timeout_s,
+            gm_program=settings.audio_program,
+        )
+        self.audio_enabled = audio_enabled and settings.audio
+        self.prefixes = tuple(dict.fromkeys((settings.prefix, "/")))
+
+    # entry point ---------------------------------------------------------------------------
+
+    async def handle(
+        self,
+        message: Incoming,
+        *,
+        is_moderator: ModeratorCheck = _nobody_moderates,
+        on_work_started: WorkStarted | None = None,
+        bot_username: str | None = None,
+    ) -> Reply | None:
+        """The reply to one message, or None when the message is not for the bot."""
+        try:
+            command = parse_command(message.text, self.prefixes, bot_username)
+            if command is None:
+                return None
+            if command.spec.moderator and not await self._moderates(message, is_moderator):
+                return Reply(
+                    f"Sorry, {self.settings.prefix}{command.name} is for moderators of this chat.",
+                    private=True,
+                )
+            handler = getattr(self, f"_cmd_{command.name}")
+            return await handler(message, command.argument, on_work_started)
+        except RequestError as error:
+            example = f"{self.settings.prefix}melody {error.example}"
+            return Reply(f"{error.problem} Try: {example}", private=True)
+        except CommandError as error:
+            return Reply(str(error), private=True)
+        except Exception:
+            incident = uuid.uuid4().hex[:8]
+            log.exception(
+                "request %s failed: %r from %s", incident, message.text[:200], message.platform
+            )
+            return Reply(
+                f"Sorry, something went wrong on my side (incident {incident}). "
+                "Please try again in a moment.",
+                private=True,
+            )
+
+    async def _moderates(self, message: Incoming, is_moderator: ModeratorCheck) -> bool:
+        return message.user_id in self.settings.moderator_ids or await is_moderator()
+
+    # composing -----------------------------------------------------------------------------
+
+    async def _cmd_melody(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        if not argument:
+            raise CommandError(
+                "Give me a few notes to start from.", f"{self.settings.prefix}melody {EXAMPLE}"
+            )
+        request = parse_request(argument, default_temperature=self.settings.default_temperature)
+        return await self._compose(message, argument, request, on_work_started)
+
+    async def _cmd_again(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        number, _, options = argument.partition(" ")
+        original = await self._generation_here(message, number, "again")
+        request = parse_request(original.request["canonical"]).with_option_text(options)
+        return await self._compose(message, f"again {argument}", request, on_work_started)
+
+    async def _compose(
+        self,
+        message: Incoming,
+        typed: str,
+        request: MelodyRequest,
+        on_work_started: WorkStarted | None,
+    ) -> Reply:
+        limits = await self.repo.effective_limits(message.platform, message.chat_id)
+        bars = request.total_steps / request.steps_per_bar
+        if bars > limits.max_bars:
+            raise CommandError(
+                f"Melodies here are at most {limits.max_bars} bars long.",
+                f"{self.settings.prefix}melody C4 D4 E4 bars={limits.max_bars}",
+            )
+        if len(request.seed_notes) > limits.max_seed_notes:
+            raise CommandError(
+                f"Seeds here have at most {limits.max_seed_notes} notes.",
+                f"{self.settings.prefix}melody {EXAMPLE}",
+            )
+        prepared = self.engine.prepare(request)  # range and key errors before anything is stored
+        request = request.with_options(rng_seed=prepared.rng_seed)
+        if self.pool.pending >= self.pool.workers + self.pool.queue_size:
+            return self._busy_reply(self.pool.wait_estimate_s())
+        user = await self._user(message)
+        try:
+            generation_id = await self.repo.reserve_generation(
+                user,
+                message.platform,
+                message.chat_id,
+                typed,
+                request.to_dict() | {"canonical": request.describe()},
+                self.engine.name,
+                self.engine.version,
+                prepared.rng_seed,
+            )
+        except Refusal as refusal:
+            return self._refusal_reply(refusal)
+        if on_work_started is not None:
+            await on_work_started()
+        title = f"#{generation_id} · {_short(request)}"
+        try:
+            rendered = await self.pool.run(self._compose_and_render, request, title)
+        except QueueFull as busy:
+            await self.repo.fail_generation(generation_id, "queue full")
+            return self._busy_reply(busy.wait_estimate_s)
+        except Exception as error:
+            await self.repo.fail_generation(generation_id, f"{type(error).__name__}: {error}")
+            raise
+        melody = rendered.melody
+        await self.repo.complete_generation(
+            generation_id, rendered.midi, melody.key_label, melody.steps
+        )
+        return self._melody_reply(generation_id, rendered)
+
+    def _compose_and_render(self, request: MelodyRequest, title: str) -> _Rendered:
+        """Runs on a worker thread: the model, then MIDI, score and audio."""
+        melody = self.engine.compose(request)
+        return self._render(melody, title)
+
+    def _render(self, melody: Melody, title: str) -> _Rendered:
+        rendered = _Rendered(melody, melody.to_midi())
+        try:
+            rendered.png = render_png(melody.to_musicxml(title), self.render_settings)
+        except RenderError as error:
+            log.warning("score not drawn for %s: %s", title, error)
+            rendered.problems.append(f"The score picture could not be drawn ({error})")
+        if self.audio_enabled:
+            try:
+                rendered.audio = render_audio(rendered.midi, self.render_settings)
+            except RenderError as error:
+                log.warning("no audio for %s: %s", title, error)
+                rendered.problems.append("The audio preview could not be made")
+        return rendered
+
+    def _melody_reply(self, generation_id: int, rendered: _Rendered) -> Reply:
+        melody = rendered.melody
+        request = melody.request
+        p = self.settings.prefix
+        ending = "ends by itself" if melody.stopped_by == "song end" else "length cap"
+        lines = [
+            f"#{generation_id} · key {melody.key_label} · {melody.bars:.3g} bars ({ending}) · "
+            f"temp {request.temperature:g} · seed {melody.rng_seed}",
+            f"Redo: {p}again {generation_id} · vary: {p}again {generation_id} "
+            f"temp={min(2.0, request.temperature + 0.2):g} · share: {p}show {generation_id}",
+        ]
+        lines += [f"({problem}.)" for problem in rendered.problems]
+        stem = f"melody-{generation_id}"
+        files = [Attachment(f"{stem}.mid", rendered.midi, "midi", "audio/midi")]
+        if rendered.png is not None:
+            files.append(Attachment(f"{stem}.png", rendered.png, "png", "image/png"))
+        if rendered.audio is not None:
+            files.append(Attachment(f"{stem}{AUDIO_SUFFIX}", rendered.audio, "audio", AUDIO_MIME))
+        return Reply(
+            "\n".join(lines),
+            tuple(files),
+            melody_id=generation_id,
+            temperature=request.temperature,
+            notes=tuple(rendered.problems),
+        )
+
+    def _busy_reply(self, wait_s: float) -> Reply:
+        return Reply(
+            f"I'm busy composing for others right now. Please try again in about "
+            f"{max(5, round(wait_s / 5) * 5)} seconds.",
+            private=True,
+        )
+
+    def _refusal_reply(self, refusal: Refusal) -> Reply:
+        if isinstance(refusal, Banned):
+            until = refusal.ban.expires_at
+            when = "" if until is None else f" until {_utc(until)}"
+            reason = f" ({refusal.ban.reason})" if refusal.ban.reason else ""
+            return Reply(f"You can't use the bot here{when}{reason}.", private=True)
+        if isinstance(refusal, ChatDisabled):
+            return Reply("The bot is switched off in this chat.", private=True)
+        if isinstance(refusal, CooldownActive):
+            return Reply(
+                f"Slow down a little: try again in {refusal.seconds_left:.0f} s.", private=True
+            )
+        assert isinstance(refusal, QuotaExceeded)
+        return Reply(
+            f"You've had your {refusal.quota} melodies for today; more from "
+            f"{_utc(refusal.resets_at)}.",
+            private=True,
+        )
+
+    # stored melodies -----------------------------------------------------------------------
+
+    async def _generation_here(self, message: Incoming, number: str, command: str) -> Generation:
+        example = f"{self.settings.prefix}{command} 12"
+        if not number.lstrip("#").isdigit():
+            raise CommandError("Give the melody's number.", example)
+        generation = await self.repo.get_generation(int(number.lstrip("#")))
+        if (
+            generation is None
+            or generation.status != "done"
+            or (generation.platform, generation.chat_id) != (message.platform, message.chat_id)
+        ):
+            raise CommandError(
+                f"I can't find melody #{number.lstrip('#')} in this chat.",
+                f"{self.settings.prefix}history",
+            )
+        return generation
+
+    async def _cmd_show(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        generation = await self._generation_here(message, argument.strip(), "show")
+        request = parse_request(generation.request["canonical"])
+        title = f"#{generation.id} · {_short(request)}"
+        if on_work_started is not None:
+            await on_work_started()
+        try:
+            rendered = await self.pool.run(self._compose_and_render, request, title)
+        except QueueFull as busy:
+            return self._busy_reply(busy.wait_estimate_s)
+        if rendered.midi != generation.midi:  # the model changed since: send what was stored
+            rendered = _Rendered(rendered.melody, generation.midi or b"")
+            rendered.problems.append("Only the MIDI file is the original; the model has changed")
+        return self._melody_reply(generation.id, rendered)
+
+    async def _cmd_history(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        count = _count(
+            argument, default=5, high=MAX_HISTORY, example=f"{self.settings.prefix}history 5"
+        )
+        user = await self._user(message)
+        items = await self.repo.history(user.id, limit=count)
+        if not items:
+            return Reply(
+                f"You have no melodies yet. Try {self.settings.prefix}melody {EXAMPLE}",
+                private=True,
+            )
+        total = await self.repo.count_history(user.id)
+        lines = [f"Your last {len(items)} of {total} melodies:"]
+        for g in items:
+            lines.append(
+                f"#{g.id} · {_utc(g.created_at)} · {g.request['canonical']} · key {g.melody_key}"
+            )
+        return Reply("\n".join(lines), private=True)
+
+    async def _cmd_forgetme(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        user = await self._user(message)
+        if argument.strip().lower() != "confirm":
+            total = await self.repo.count_history(user.id)
+            return Reply(
+                f"This deletes all {total} of your melodies for good. Send "
+                f"{self.settings.prefix}forgetme confirm to go ahead.",
+                private=True,
+            )
+        deleted = await self.repo.forget_user(user.id)
+        return Reply(f"Done: I deleted {deleted} melodies of yours.", private=True)
+
+    async def _cmd_limits(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        limits = await self.repo.effective_limits(message.platform, message.chat_id)
+        state = "on" if limits.enabled else "off"
+        return Reply(
+            f"In this chat: {limits.daily_quota} melodies per person per day, "
+            f"{limits.cooldown_s} s between melodies, at most {limits.max_bars} bars and "
+            f"{limits.max_seed_notes} seed notes. The bot is {state} here.",
+            private=True,
+        )
+
+    async def _cmd_help(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        p = self.settings.prefix
+        topic = argument.strip().lstrip(p + "/").lower()
+        spec = next((s for s in SPECS if s.name == topic), None)
+        if topic and spec is None:
+            raise CommandError(f"There is no command {p}{topic}.", f"{p}help")
+        if spec is not None:
+            text = (
+                f"{p}{spec.usage}\n{spec.summary[0].upper()}{spec.summary[1:]}.\n"
+                f"Example: {p}{spec.example}"
+            )
+            if spec.name in ("melody", "again"):
+                text += (
+                    "\nNotes: C4 F#4 Bb3 60 r, with a length in quarter notes: D4:2 E4:0.5"
+                    "\nOptions: " + "; ".join(f"{k}= {v}" for k, v in OPTION_HELP.items())
+                )
+            return Reply(text, private=True)
+        lines = [f"I compose folk melodies that continue your notes. Try: {p}melody {EXAMPLE}"]
+        lines += [f"{p}{s.usage} — {s.summary}" for s in SPECS if not s.moderator]
+        lines.append("Moderators: " + ", ".join(f"{p}{s.name}" for s in SPECS if s.moderator))
+        lines.append(f"More: {p}help melody")
+        return Reply("\n".join(lines), private=True)
+
+    # moderation ----------------------------------------------------------------------------
+
+    async def _cmd_setlimit(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        example = f"{self.settings.prefix}setlimit daily 20"
+        parts = argument.split()
+        if len(parts) != 2 or parts[0].lower() not in LIMIT_ALIASES:
+            raise CommandError(
+                "Say which limit and its new value: daily, cooldown, maxbars or maxnotes.", example
+            )
+        name, low, high = LIMIT_ALIASES[parts[0].lower()]
+        if not parts[1].isdigit() or not low <= int(parts[1]) <= high:
+            raise CommandError(f"{parts[0]} must be a whole number from {low} to {high}.", example)
+        old = await self.repo.set_limit(
+            message.platform, message.chat_id, name, int(parts[1]), _actor(message)
+        )
+        before = "the default" if old is None else str(old)
+        return Reply(f"{parts[0].lower()} is now {int(parts[1])} in this chat (was {before}).")
+
+    async def _cmd_enable(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        await self.repo.set_enabled(message.platform, message.chat_id, True, _actor(message))
+        return Reply("The bot is on in this chat.")
+
+    async def _cmd_disable(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        await self.repo.set_enabled(message.platform, message.chat_id, False, _actor(message))
+        return Reply(f"The bot is off in this chat. {self.settings.prefix}enable turns it on.")
+
+    async def _cmd_ban(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        target, rest = await self._target_user(message, argument, "ban")
+        duration_s = None
+        words = rest.split(maxsplit=1)
+        if words and (match := _DURATION.match(words[0].lower())):
+            duration_s = int(match[1]) * _DURATION_SECONDS[match[2]]
+            rest = words[1] if len(words) > 1 else ""
+        if target.platform_user_id == message.user_id:
+            raise CommandError("You can't ban yourself.", f"{self.settings.prefix}ban @someone")
+        ban = await self.repo.ban(
+            message.platform, message.chat_id, target, _actor(message), rest.strip(), duration_s
+        )
+        until = "for good" if ban.expires_at is None else f"until {_utc(ban.expires_at)}"
+        return Reply(f"{target.display_name} can't use the bot here {until}.")
+
+    async def _cmd_unban(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        target, _ = await self._target_user(message, argument, "unban")
+        if await self.repo.unban(message.platform, message.chat_id, target, _actor(message)):
+            return Reply(f"{target.display_name} may use the bot here again.")
+        return Reply(f"{target.display_name} wasn't banned here.", private=True)
+
+    async def _target_user(
+        self, message: Incoming, argument: str, command: str
+    ) -> tuple[User, str]:
+        example = f"{self.settings.prefix}{command} @someone"
+        first, _, rest = argument.strip().partition(" ")
+        if message.mentions:
+            user_id, name = message.mentions[0]
+            return await self.repo.upsert_user(message.platform, user_id, name), rest
+        if not first and message.reply_to:
+            user_id, name = message.reply_to
+            return await self.repo.upsert_user(message.platform, user_id, name), rest
+        if not first:
+            raise CommandError(
+                "Say who: mention them, answer one of their messages, or give their name or id.",
+                example,
+            )
+        found = await self.repo.find_user(message.platform, first)
+        if found is None:
+            raise CommandError(
+                f"I don't know anyone called {first[:40]} here; they need to "
+                "have used the bot once, or mention them.",
+                example,
+            )
+        return found, rest
+
+    async def _cmd_stats(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        days = _count(argument, default=7, high=365, example=f"{self.settings.prefix}stats 7")
+        stats = await self.repo.stats(message.platform, message.chat_id, days)
+        if not stats["per_day"]:
+            return Reply(f"No melodies in this chat in the last {days} days.", private=True)
+        lines = [f"Melodies in the last {days} days:"]
+        lines += [f"{day}: {n}" for day, n in stats["per_day"]]
+        lines.append(
+            "Most active: " + ", ".join(f"{name} ({n})" for name, n in stats["per_user"][:10])
+        )
+        return Reply("\n".join(lines), private=True)
+
+    async def _cmd_audit(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        count = _count(argument, default=10, high=50, example=f"{self.settings.prefix}audit 10")
+        entries = await self.repo.audit_log(message.platform, message.chat_id, count)
+        if not entries:
+            return Reply("No moderator actions in this chat yet.", private=True)
+        lines = [f"Last {len(entries)} moderator actions:"]
+        for e in entries:
+            change = f"{e.old_value or '—'} → {e.new_value or '—'}"
+            target = f" {e.target}" if e.target else ""
+            lines.append(f"{_utc(e.created_at)} · {e.actor}: {e.action}{target} ({change})")
+        return Reply("\n".join(lines), private=True)
+
+    # helpers -------------------------------------------------------------------------------
+
+    async def _user(self, message: Incoming) -> User:
+        return await self.repo.upsert_user(message.platform, message.user_id, message.user_name)
+
+
+def _short(request: MelodyRequest) -> str:
+    notes = " ".join(n.text or str(n.pitch) for n in request.seed_notes[:6])
+    more = " …" if len(request.seed_notes) > 6 else ""
+    return f"{notes}{more} · temp {request.temperature:g}"
+
+
+def _count(argument: str, *, default: int, high: int, example: str) -> int:
+    text = argument.strip()
+    if not text:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= high:
+        raise CommandError(f"Give a number from 1 to {high}.", example)
+    return int(text)
+
+
+def _actor(message: Incoming) -> str:
+    return f"{message.user_name} ({message.user_id})"
+
+
+def _utc(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
