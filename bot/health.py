@@ -1,0 +1,88 @@
+"""Liveness for container health checks: a heartbeat file and, optionally, a tiny HTTP endpoint.
+
+The heartbeat file holds the time of the last beat; ``melodybot health`` exits 0 while it is fresh,
+so a Docker HEALTHCHECK needs neither curl nor an open port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from pathlib import Path
+
+from bot.config import Settings
+
+log = logging.getLogger("melodybot")
+BEAT_EVERY_S = 10.0
+STALE_AFTER_S = 60.0
+
+
+class Heartbeat:
+    def __init__(self, settings: Settings, front_ends: list[str]):
+        self.path = settings.heartbeat_file
+        self.port = settings.health_port
+        self.front_ends = front_ends
+        self.started = time.time()
+        self._task: asyncio.Task | None = None
+        self._runner = None
+
+    def status(self) -> dict[str, object]:
+        return {
+            "status": "ok",
+            "front_ends": self.front_ends,
+            "time": time.time(),
+            "uptime_s": round(time.time() - self.started),
+        }
+
+    async def start(self) -> None:
+        if self.path is not None:
+            self._task = asyncio.create_task(self._beat(), name="heartbeat")
+        if self.port is not None:
+            from aiohttp import web
+
+            async def health(_request: web.Request) -> web.Response:
+                return web.json_response(self.status())
+
+            web_app = web.Application()
+            web_app.router.add_get("/health", health)
+            self._runner = web.AppRunner(web_app, access_log=None)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "0.0.0.0", self.port).start()
+            log.info("health endpoint on port %d", self.port)
+
+    async def _beat(self) -> None:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.status()))
+            tmp.replace(self.path)
+            await asyncio.sleep(BEAT_EVERY_S)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()  # a stopped bot is not alive
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def is_alive(path: Path, now: float | None = None) -> tuple[bool, str]:
+    """Whether the heartbeat file is fresh, and a line saying so."""
+    try:
+        beat = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False, f"no heartbeat at {path}"
+    age = (now or time.time()) - float(beat.get("time", 0))
+    if age > STALE_AFTER_S:
+        return False, f"last heartbeat {age:.0f} s ago"
+    return (
+        True,
+        f"alive: {', '.join(beat.get('front_ends', [])) or 'no front-end'}, beat {age:.0f} s ago",
+    )

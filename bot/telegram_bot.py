@@ -1,0 +1,134 @@
+"""Telegram front-end (python-telegram-bot 22): messages in, core replies out as photo, file, audio.
+
+A thin adapter: it turns an update into an :class:`~bot.core.Incoming`, asks Telegram whether the
+sender administers the group when a moderator command needs to know, shows "typing…" while a
+melody is made, and sends the :class:`~bot.replies.Reply` with Telegram's own methods. Outgoing
+flood limits are PTB's ``AIORateLimiter``'s job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from telegram import BotCommand, Message, Update
+from telegram.constants import ChatAction, ChatMemberStatus, ChatType, MessageEntityType
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
+
+from bot.app import App
+from bot.commands import SPECS
+from bot.core import Incoming
+from bot.replies import Reply
+
+log = logging.getLogger("melodybot.telegram")
+PLATFORM = "telegram"
+MAX_TEXT = 4096
+ADMIN_STATUSES = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+
+def build_application(app: App) -> Application:
+    settings = app.settings
+    if settings.telegram_token is None:
+        raise ValueError("TELEGRAM_TOKEN is not set")
+    builder = (
+        Application.builder()
+        .token(settings.telegram_token.get_secret_value())
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .concurrent_updates(True)
+    )
+    if settings.telegram_base_url:
+        base = settings.telegram_base_url.rstrip("/")
+        builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+    application = builder.build()
+    application.bot_data["app"] = app
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, on_text))
+    application.add_error_handler(on_error)
+    return application
+
+
+async def register_commands(application: Application) -> None:
+    """The command menu users see when they type '/' in the chat."""
+    commands = [BotCommand(s.name, s.summary[:256]) for s in SPECS if not s.moderator]
+    try:
+        await application.bot.set_my_commands(commands)
+    except TelegramError as error:
+        log.warning("could not register the command menu: %s", error)
+
+
+def incoming_from(message: Message) -> Incoming:
+    user = message.from_user
+    assert user is not None
+    mentions = tuple(
+        (str(entity.user.id), entity.user.full_name)
+        for entity in message.entities
+        if entity.type == MessageEntityType.TEXT_MENTION and entity.user is not None
+    )
+    reply_to = None
+    if message.reply_to_message is not None and message.reply_to_message.from_user is not None:
+        author = message.reply_to_message.from_user
+        reply_to = (str(author.id), author.username or author.full_name)
+    return Incoming(
+        platform=PLATFORM,
+        chat_id=str(message.chat_id),
+        user_id=str(user.id),
+        user_name=user.username or user.full_name,
+        text=message.text or "",
+        mentions=mentions,
+        reply_to=reply_to,
+    )
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or message.from_user is None or not message.text:
+        return
+    app: App = context.application.bot_data["app"]
+
+    async def is_moderator() -> bool:
+        """Group administrators moderate; in a private chat nobody does (quota evasion)."""
+        if message.chat.type == ChatType.PRIVATE:
+            return False
+        member = await context.bot.get_chat_member(message.chat_id, message.from_user.id)
+        return member.status in ADMIN_STATUSES
+
+    async def typing() -> None:
+        with contextlib.suppress(TelegramError):  # a courtesy; the melody goes out regardless
+            await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_DOCUMENT)
+
+    reply = await app.core.handle(
+        incoming_from(message),
+        is_moderator=is_moderator,
+        on_work_started=typing,
+        bot_username=context.bot.username,
+    )
+    if reply is not None:
+        await send_reply(message, reply)
+
+
+async def send_reply(message: Message, reply: Reply) -> None:
+    """Text first, then the score as a photo, the MIDI as a file and the preview as audio."""
+    chunks = [reply.text[i : i + MAX_TEXT] for i in range(0, len(reply.text), MAX_TEXT)]
+    for chunk in chunks:
+        await message.reply_text(chunk, do_quote=False)
+    png = reply.attachment("png")
+    if png is not None:
+        await message.reply_photo(png.data, filename=png.filename, do_quote=False)
+    midi = reply.attachment("midi")
+    if midi is not None:
+        await message.reply_document(midi.data, filename=midi.filename, do_quote=False)
+    audio = reply.attachment("audio")
+    if audio is not None:
+        await message.reply_audio(
+            audio.data,
+            filename=audio.filename,
+            title=audio.filename.rsplit(".", 1)[0],
+            performer="melodybot",
+            do_quote=False,
+        )
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Platform errors are logged with the update id; the bot keeps serving everyone else."""
+    update_id = getattr(update, "update_id", "?")
+    log.error("update %s failed: %s", update_id, context.error, exc_info=context.error)

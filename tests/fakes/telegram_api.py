@@ -1,0 +1,178 @@
+"""A loopback fake of the Telegram Bot API, enough for python-telegram-bot to run against.
+
+It answers getMe, long-polls getUpdates from a queue the test fills, and records every
+send*/setMyCommands call (uploads included) so tests can assert on what the bot sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Melody", "username": "melody_test_bot"}
+
+
+@dataclass
+class Call:
+    method: str
+    fields: dict[str, str]
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+class FakeTelegram:
+    def __init__(self, admins: set[int] | None = None):
+        self.calls: list[Call] = []
+        self.admins = admins or set()
+        self._updates: list[dict] = []
+        self._new_update = asyncio.Event()
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.call_arrived = asyncio.Condition()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 2**20)
+        app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def send_text(
+        self,
+        text: str,
+        *,
+        chat_id: int = -100,
+        user_id: int = 7,
+        username: str = "ann",
+        chat_type: str = "group",
+    ) -> None:
+        """Deliver a user's message to the bot (it arrives with the next getUpdates)."""
+        update_id = next(self._update_ids)
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": chat_type, "title": "Folk club"},
+            "from": {
+                "id": user_id,
+                "is_bot": False,
+                "first_name": username.title(),
+                "username": username,
+            },
+            "text": text,
+        }
+        if text.startswith("/"):
+            command = text.split()[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        self._updates.append({"update_id": update_id, "message": message})
+        self._new_update.set()
+
+    def sent(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    async def wait_for(self, method: str, count: int = 1, timeout: float = 120.0) -> list[Call]:
+        async def enough() -> list[Call]:
+            async with self.call_arrived:
+                await self.call_arrived.wait_for(lambda: len(self.sent(method)) >= count)
+            return self.sent(method)
+
+        return await asyncio.wait_for(enough(), timeout)
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        fields, files = await _read_fields(request)
+        if method == "getUpdates":
+            return _ok(await self._get_updates(fields))
+        call = Call(method, fields, files)
+        async with self.call_arrived:
+            self.calls.append(call)
+            self.call_arrived.notify_all()
+        if method == "getMe":
+            return _ok(BOT_USER)
+        if method == "getChatMember":
+            user_id = int(fields["user_id"])
+            status = "administrator" if user_id in self.admins else "member"
+            member = {"status": status, "user": {"id": user_id, "is_bot": False, "first_name": "U"}}
+            if status == "administrator":
+                member |= {
+                    key: True
+                    for key in (
+                        "can_be_edited",
+                        "is_anonymous",
+                        "can_manage_chat",
+                        "can_delete_messages",
+                        "can_manage_video_chats",
+                        "can_restrict_members",
+                        "can_promote_members",
+                        "can_change_info",
+                        "can_invite_users",
+                        "can_post_stories",
+                        "can_edit_stories",
+                        "can_delete_stories",
+                    )
+                }
+            return _ok(member)
+        if method.startswith("send") and method != "sendChatAction":
+            return _ok(
+                {
+                    "message_id": next(self._message_ids),
+                    "date": int(time.time()),
+                    "chat": {"id": int(fields.get("chat_id", 0)), "type": "group"},
+                    "from": BOT_USER,
+                    "text": fields.get("text", ""),
+                }
+            )
+        return _ok(True)  # setMyCommands, deleteWebhook, sendChatAction, …
+
+    async def _get_updates(self, fields: dict[str, str]) -> list[dict]:
+        offset = int(fields.get("offset", 0) or 0)
+        timeout = min(float(fields.get("timeout", 0) or 0), 1.0)
+        pending = [u for u in self._updates if u["update_id"] >= offset]
+        if not pending and timeout:
+            self._new_update.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_update.wait(), timeout)
+            pending = [u for u in self._updates if u["update_id"] >= offset]
+        return pending
+
+
+async def _read_fields(request: web.Request) -> tuple[dict[str, str], dict[str, bytes]]:
+    fields: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    if request.content_type == "application/json":
+        body = await request.json()
+        fields = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+    elif request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        async for part in reader:
+            data = await part.read()
+            if part.filename:
+                files[part.name] = bytes(data)
+            else:
+                fields[part.name] = data.decode()
+    else:
+        posted = await request.post()
+        fields = {k: str(v) for k, v in posted.items()}
+    return fields, files
+
+
+def _ok(result: object) -> web.Response:
+    return web.Response(
+        text=json.dumps({"ok": True, "result": result}), content_type="application/json"
+    )

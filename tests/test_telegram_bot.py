@@ -1,0 +1,84 @@
+"""The Telegram front-end through the real python-telegram-bot, against a loopback Bot API."""
+
+import io
+
+import pytest
+from music21 import converter
+from PIL import Image
+
+from bot.app import open_app
+from bot.config import Settings
+from bot.runner import TelegramFrontEnd
+from generator.render import audio_available
+from tests.fakes.telegram_api import FakeTelegram
+
+ADMIN = 99
+
+
+@pytest.fixture
+async def telegram(tmp_path, tiny_model_dir):
+    fake = FakeTelegram(admins={ADMIN})
+    await fake.start()
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        model_dir=tiny_model_dir,
+        telegram_token="123456:TEST-TOKEN",
+        telegram_base_url=fake.base_url,
+        cooldown_s=0,
+    )
+    app = await open_app(settings)
+    front_end = TelegramFrontEnd(app)
+    await front_end.start()
+    yield fake, app
+    await front_end.stop()
+    await app.close()
+    await fake.stop()
+
+
+async def test_melody_arrives_as_midi_photo_and_audio(telegram):
+    fake, app = telegram
+    fake.send_text("/melody C4 D4 E4 temp=0.7 seed=3 bars=4")
+    document = (await fake.wait_for("sendDocument"))[0]
+    photo = (await fake.wait_for("sendPhoto"))[0]
+    midi = converter.parseData(document.files["document"], format="midi")
+    assert [n.pitch.nameWithOctave for n in midi.flatten().notes[:3]] == ["C4", "D4", "E4"]
+    image = Image.open(io.BytesIO(photo.files["photo"]))
+    assert image.format == "PNG" and image.width >= 1000
+    if audio_available()[0]:
+        audio = (await fake.wait_for("sendAudio"))[0]
+        assert audio.files["audio"][:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")
+    text = (await fake.wait_for("sendMessage"))[0].fields["text"]
+    assert text.startswith("#1 · key C") and "!again 1" in text
+    assert fake.sent("sendChatAction"), "a 'sending file…' indicator while composing"
+    user = await app.repo.find_user("telegram", "7")
+    (stored,) = await app.repo.history(user.id)
+    assert stored.status == "done" and stored.midi == document.files["document"]
+    assert stored.chat_id == "-100"
+    commands = fake.sent("setMyCommands")[0].fields["commands"]
+    assert '"melody"' in commands and '"setlimit"' not in commands
+
+
+async def test_bad_input_gets_a_friendly_reply(telegram):
+    fake, _ = telegram
+    fake.send_text("!melody H4 temp=0.5")
+    reply = (await fake.wait_for("sendMessage"))[0].fields["text"]
+    assert "I don't know the note 'H4'" in reply and "Try: !melody" in reply
+    fake.send_text("/melody@another_bot C4")  # meant for another bot: no answer
+    fake.send_text("/nonsense")
+    replies = await fake.wait_for("sendMessage", 2)
+    assert "I don't know the command /nonsense" in replies[1].fields["text"]
+    assert len(fake.sent("sendMessage")) == 2
+
+
+async def test_moderator_commands_need_a_group_admin(telegram):
+    fake, app = telegram
+    fake.send_text("/setlimit daily 3", user_id=7, username="ann")
+    refused = (await fake.wait_for("sendMessage"))[0].fields["text"]
+    assert "for moderators" in refused
+    fake.send_text("/setlimit daily 3", user_id=ADMIN, username="boss")
+    accepted = (await fake.wait_for("sendMessage", 2))[1].fields["text"]
+    assert "daily is now 3" in accepted
+    assert (await app.repo.effective_limits("telegram", "-100")).daily_quota == 3
+    (entry,) = await app.repo.audit_log("telegram", "-100")
+    assert entry.action == "set daily_quota" and entry.actor == f"boss ({ADMIN})"
