@@ -66,6 +66,12 @@ class DiscordFrontEnd:
         assert token is not None
         await self.bot.login(token.get_secret_value())
         self._task = asyncio.create_task(self.bot.connect(reconnect=True), name="discord")
+        self._task.add_done_callback(self._report_crash)
+
+    @staticmethod
+    def _report_crash(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("discord: the gateway connection died", exc_info=task.exception())
 
     async def stop(self) -> None:
         await self.bot.close()

@@ -1,0 +1,240 @@
+"""Discord front-end (discord.py 2): prefix commands, slash commands and melody buttons.
+
+Prefix messages go to the core as they are, so every command shares one grammar. Slash commands
+have typed options (and key autocomplete) that are written back into that grammar, so ``/melody``
+and ``!melody`` end in the same request. Work that takes a while is deferred ("thinking…") as soon
+as composing starts; errors are ephemeral. Each melody carries "Again" and "Vary" buttons.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import App
+from bot.core import Incoming
+from bot.replies import Reply
+from generator.request import MAX_BARS
+
+log = logging.getLogger("melodybot.discord")
+PLATFORM = "discord"
+MAX_TEXT = 2000
+KEYS = [
+    f"{tonic}{mode}"
+    for tonic in ("C", "G", "D", "A", "E", "B", "F#", "F", "Bb", "Eb", "Ab", "Db")
+    for mode in ("", "m")
+]
+
+
+def chat_scope(guild: discord.Guild | None, user: discord.abc.User) -> str:
+    """Limits and bans apply per server; a direct message is a scope of its own."""
+    return str(guild.id) if guild is not None else f"dm-{user.id}"
+
+
+def is_moderator(member: discord.abc.User, moderator_role: str | None) -> bool:
+    """Manage Server permission, or the role named in the settings; nobody in direct messages."""
+    if not isinstance(member, discord.Member):
+        return False
+    if member.guild_permissions.manage_guild:
+        return True
+    return moderator_role is not None and any(r.name == moderator_role for r in member.roles)
+
+
+def files_of(reply: Reply) -> list[discord.File]:
+    """The PNG first, so Discord shows the score inline above the MIDI and the audio."""
+    order = {"png": 0, "audio": 1, "midi": 2}
+    attachments = sorted(reply.attachments, key=lambda a: order.get(a.kind, 3))
+    return [discord.File(io.BytesIO(a.data), filename=a.filename) for a in attachments]
+
+
+class MelodyButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"melody:(?P<action>again|vary):(?P<id>\d+):(?P<temp>[\d.]+)",
+):
+    """'Again' recomposes with a new seed; 'Vary' recomposes warmer (temperature + 0.2)."""
+
+    def __init__(self, action: str, melody_id: int, temperature: float):
+        label = "Again" if action == "again" else "Vary"
+        style = discord.ButtonStyle.primary if action == "again" else discord.ButtonStyle.secondary
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=style,
+                custom_id=f"melody:{action}:{melody_id}:{temperature:g}",
+            )
+        )
+        self.action, self.melody_id, self.temperature = action, melody_id, temperature
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str]):
+        return cls(match["action"], int(match["id"]), float(match["temp"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if self.action == "again":
+            seed = interaction.id % 2**32  # a fresh seed, so "again" gives a new melody
+            text = f"again {self.melody_id} seed={seed}"
+        else:
+            text = f"again {self.melody_id} temp={min(2.0, self.temperature + 0.2):g}"
+        bot: MelodyBot = interaction.client  # type: ignore[assignment]
+        await bot.answer_interaction(interaction, text)
+
+
+def buttons_for(reply: Reply) -> discord.ui.View | None:
+    if reply.melody_id is None or reply.temperature is None:
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(MelodyButton("again", reply.melody_id, reply.temperature))
+    view.add_item(MelodyButton("vary", reply.melody_id, reply.temperature))
+    return view
+
+
+class MelodyBot(commands.Bot):
+    def __init__(self, app: App):
+        intents = discord.Intents.default()
+        intents.message_content = True  # prefix commands read message text (privileged intent)
+        super().__init__(command_prefix=app.settings.prefix, intents=intents, help_command=None)
+        self.app = app
+        self._synced = False
+        if app.settings.discord_api_base_url:
+            discord.http.Route.BASE = app.settings.discord_api_base_url.rstrip("/")
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(MelodyButton)
+        self.tree.add_command(melody_command)
+        for name, summary in (
+            ("again", "compose a stored melody again, with changed options"),
+            ("show", "send a stored melody again"),
+            ("history", "your last melodies"),
+            ("limits", "the limits that apply here"),
+            ("help", "how to use the bot"),
+        ):
+            self.tree.add_command(_text_command(name, summary))
+
+    async def on_ready(self) -> None:
+        if not self._synced:
+            self._synced = True
+            try:
+                await self.tree.sync()
+            except discord.HTTPException as error:
+                log.warning("could not register slash commands: %s", error)
+        log.info("discord: connected as %s to %d servers", self.user, len(self.guilds))
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or not message.content:
+            return
+        settings = self.app.settings
+
+        async def moderates() -> bool:
+            return is_moderator(message.author, settings.moderator_role)
+
+        async def typing() -> None:
+            await message.channel.typing()
+
+        incoming = Incoming(
+            platform=PLATFORM,
+            chat_id=chat_scope(message.guild, message.author),
+            user_id=str(message.author.id),
+            user_name=message.author.display_name,
+            text=message.content,
+            mentions=tuple(
+                (str(u.id), u.display_name)
+                for u in message.mentions
+                if self.user is None or u.id != self.user.id
+            ),
+        )
+        reply = await self.app.core.handle(incoming, is_moderator=moderates, on_work_started=typing)
+        if reply is None:
+            return
+        try:
+            await message.channel.send(
+                reply.text[:MAX_TEXT],
+                files=files_of(reply),
+                view=buttons_for(reply) or discord.utils.MISSING,
+            )
+        except discord.HTTPException as error:
+            log.error("could not answer message %s: %s", message.id, error)
+
+    async def answer_interaction(self, interaction: discord.Interaction, text: str) -> None:
+        """Run a command for a slash command or button: defer once work starts, reply after."""
+        settings = self.app.settings
+
+        async def moderates() -> bool:
+            return is_moderator(interaction.user, settings.moderator_role)
+
+        async def defer() -> None:
+            if not interaction.response.is_done():
+                await interaction.response.defer(thinking=True)
+
+        incoming = Incoming(
+            platform=PLATFORM,
+            chat_id=chat_scope(interaction.guild, interaction.user),
+            user_id=str(interaction.user.id),
+            user_name=interaction.user.display_name,
+            text=f"{settings.prefix}{text}",
+        )
+        reply = await self.app.core.handle(incoming, is_moderator=moderates, on_work_started=defer)
+        if reply is None:
+            reply = Reply("…")
+        view = buttons_for(reply) or discord.utils.MISSING
+        if interaction.response.is_done():
+            await interaction.followup.send(reply.text[:MAX_TEXT], files=files_of(reply), view=view)
+        else:
+            await interaction.response.send_message(
+                reply.text[:MAX_TEXT],
+                files=files_of(reply),
+                view=view,
+                ephemeral=reply.private,
+            )
+
+
+@app_commands.command(name="melody", description="Compose a folk melody that continues your notes")
+@app_commands.describe(
+    notes="seed notes, e.g. C4 D4 E4:2 G4 (letter, optional # or b, octave; :length in beats)",
+    temp="temperature, 0.1–2: lower is safer, higher is wilder",
+    bars=f"length of the melody in bars (1–{MAX_BARS})",
+    key="key, e.g. G, Em, F#m (default: guessed from the notes)",
+    bpm="tempo in beats per minute (30–300)",
+    meter="time signature, e.g. 3/4 or 6/8",
+    seed="random seed: the same seed gives the same melody",
+)
+async def melody_command(
+    interaction: discord.Interaction,
+    notes: str,
+    temp: app_commands.Range[float, 0.05, 2.0] | None = None,
+    bars: app_commands.Range[int, 1, MAX_BARS] | None = None,
+    key: str | None = None,
+    bpm: app_commands.Range[int, 30, 300] | None = None,
+    meter: str | None = None,
+    seed: app_commands.Range[int, 0, 2**31 - 1] | None = None,
+) -> None:
+    options = {"temp": temp, "bars": bars, "key": key, "bpm": bpm, "meter": meter, "seed": seed}
+    typed = " ".join(
+        f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+        for name, value in options.items()
+        if value is not None
+    )
+    bot: MelodyBot = interaction.client  # type: ignore[assignment]
+    await bot.answer_interaction(interaction, f"melody {notes} {typed}".strip())
+
+
+@melody_command.autocomplete("key")
+async def _key_choices(interaction: discord.Interaction, current: str):
+    wanted = current.strip().lower()
+    return [app_commands.Choice(name=k, value=k) for k in KEYS if k.lower().startswith(wanted)][:25]
+
+
+def _text_command(name: str, summary: str) -> app_commands.Command:
+    """A slash twin of a prefix command whose options are one line of text."""
+
+    async def run(interaction: discord.Interaction, options: str = "") -> None:
+        bot: MelodyBot = interaction.client  # type: ignore[assignment]
+        await bot.answer_interaction(interaction, f"{name} {options}".strip())
+
+    run.__doc__ = summary
+    command = app_commands.Command(name=name, description=summary, callback=run)
+    return command

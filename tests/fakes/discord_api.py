@@ -1,0 +1,370 @@
+"""A loopback fake of Discord's REST API and gateway, enough for discord.py to run against.
+
+The gateway says HELLO, answers IDENTIFY with READY and one GUILD_CREATE, acknowledges heartbeats,
+and lets a test dispatch MESSAGE_CREATE and INTERACTION_CREATE events. The REST side answers login
+and command registration and records every message, interaction response and follow-up (with
+their files) for the test to inspect. Replies carry ``Content-Type: application/json`` exactly,
+as discord.py checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+APP_ID = "900000000000000001"
+BOT_ID = "900000000000000002"
+GUILD_ID = "900000000000000003"
+CHANNEL_ID = "900000000000000004"
+MOD_ROLE_ID = "900000000000000005"
+MANAGE_GUILD = 1 << 5
+BOT_USER = {
+    "id": BOT_ID,
+    "username": "melodybot",
+    "discriminator": "0",
+    "avatar": None,
+    "bot": True,
+    "global_name": "melodybot",
+}
+
+
+@dataclass
+class Posted:
+    route: str
+    payload: dict
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def user(user_id: str, name: str) -> dict:
+    return {
+        "id": user_id,
+        "username": name,
+        "discriminator": "0",
+        "avatar": None,
+        "global_name": name,
+    }
+
+
+class FakeDiscord:
+    def __init__(self) -> None:
+        self.posted: list[Posted] = []
+        self.arrived = asyncio.Condition()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._sequence = itertools.count(1)
+        self._ids = itertools.count(910000000000000000)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.identified = asyncio.Event()
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 2**20)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for socket in self._sockets:
+            await socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # gateway -------------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self._sockets.append(socket)
+        await socket.send_json({"op": 10, "d": {"heartbeat_interval": 41250}})
+        async for frame in socket:
+            message = json.loads(frame.data)
+            if message["op"] == 1:
+                await socket.send_json({"op": 11})
+            elif message["op"] == 2:
+                await self._send(
+                    socket,
+                    "READY",
+                    {
+                        "v": 10,
+                        "user": BOT_USER,
+                        "guilds": [{"id": GUILD_ID, "unavailable": True}],
+                        "session_id": "fake-session",
+                        "resume_gateway_url": self.gateway_url,
+                        "application": {"id": APP_ID, "flags": 0},
+                        "private_channels": [],
+                        "relationships": [],
+                    },
+                )
+                await self._send(socket, "GUILD_CREATE", self._guild())
+                self.identified.set()
+        return socket
+
+    async def _send(self, socket: web.WebSocketResponse, event: str, data: dict) -> None:
+        await socket.send_json({"op": 0, "t": event, "s": next(self._sequence), "d": data})
+
+    def _guild(self) -> dict:
+        role = {"managed": False, "hoist": False, "mentionable": False, "color": 0, "flags": 0}
+        return {
+            "id": GUILD_ID,
+            "name": "Folk club",
+            "owner_id": "1",
+            "unavailable": False,
+            "member_count": 3,
+            "large": False,
+            "features": [],
+            "emojis": [],
+            "stickers": [],
+            "roles": [
+                role | {"id": GUILD_ID, "name": "@everyone", "permissions": "0", "position": 0},
+                role
+                | {
+                    "id": MOD_ROLE_ID,
+                    "name": "Mods",
+                    "permissions": str(MANAGE_GUILD),
+                    "position": 1,
+                },
+            ],
+            "channels": [
+                {
+                    "id": CHANNEL_ID,
+                    "type": 0,
+                    "name": "general",
+                    "position": 0,
+                    "permission_overwrites": [],
+                    "guild_id": GUILD_ID,
+                }
+            ],
+            "members": [
+                {
+                    "user": BOT_USER,
+                    "roles": [],
+                    "joined_at": _now(),
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                }
+            ],
+            "voice_states": [],
+            "presences": [],
+            "threads": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    async def _dispatch(self, event: str, data: dict) -> None:
+        await self.identified.wait()
+        for socket in self._sockets:
+            if not socket.closed:
+                await self._send(socket, event, data)
+
+    def _member(self, user_id: str, name: str, moderator: bool) -> dict:
+        return {
+            "user": user(user_id, name),
+            "roles": [MOD_ROLE_ID] if moderator else [],
+            "joined_at": _now(),
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "permissions": str(MANAGE_GUILD if moderator else 0),
+        }
+
+    async def send_message(
+        self, content: str, *, user_id: str = "7", name: str = "ann", moderator: bool = False
+    ) -> None:
+        member = self._member(user_id, name, moderator)
+        author = member.pop("user")
+        member.pop("permissions")
+        await self._dispatch(
+            "MESSAGE_CREATE",
+            {
+                "id": str(next(self._ids)),
+                "channel_id": CHANNEL_ID,
+                "guild_id": GUILD_ID,
+                "author": author,
+                "member": member,
+                "content": content,
+                "timestamp": _now(),
+                "edited_timestamp": None,
+                "tts": False,
+                "mention_everyone": False,
+                "mentions": [],
+                "mention_roles": [],
+                "attachments": [],
+                "embeds": [],
+                "pinned": False,
+                "type": 0,
+            },
+        )
+
+    async def send_slash(
+        self,
+        name: str,
+        options: list[dict],
+        *,
+        user_id: str = "7",
+        user_name: str = "ann",
+        moderator: bool = False,
+    ) -> None:
+        await self._dispatch(
+            "INTERACTION_CREATE",
+            {
+                "id": str(next(self._ids)),
+                "application_id": APP_ID,
+                "type": 2,
+                "data": {"id": str(next(self._ids)), "name": name, "type": 1, "options": options},
+                "guild_id": GUILD_ID,
+                "channel_id": CHANNEL_ID,
+                "channel": {"id": CHANNEL_ID, "type": 0, "guild_id": GUILD_ID, "name": "general"},
+                "member": self._member(user_id, user_name, moderator),
+                "token": f"interaction-token-{next(self._ids)}",
+                "version": 1,
+                "attachment_size_limit": 10 * 2**20,
+                "app_permissions": "0",
+                "locale": "en-US",
+                "guild_locale": "en-US",
+                "entitlements": [],
+                "authorizing_integration_owners": {},
+                "context": 0,
+            },
+        )
+
+    # REST ----------------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        route = f"{request.method} /{request.match_info['tail']}"
+        payload, files = await _read_body(request)
+        if route == "GET /users/@me":
+            return _json(BOT_USER)
+        if route == "GET /oauth2/applications/@me":
+            return _json(
+                {
+                    "id": APP_ID,
+                    "name": "melodybot",
+                    "description": "",
+                    "icon": None,
+                    "bot_public": True,
+                    "bot_require_code_grant": False,
+                    "owner": BOT_USER,
+                    "verify_key": "0" * 64,
+                    "flags": 0,
+                    "summary": "",
+                }
+            )
+        if route.startswith("GET /gateway"):
+            return _json({"url": self.gateway_url, "shards": 1})
+        if route.startswith("PUT /applications/"):
+            commands = payload if isinstance(payload, list) else []
+            return _json(
+                [
+                    c | {"id": str(next(self._ids)), "application_id": APP_ID, "version": "1"}
+                    for c in commands
+                ]
+            )
+        await self._record(Posted(route, payload if isinstance(payload, dict) else {}, files))
+        if route.endswith("/typing"):
+            return web.Response(status=204)
+        if route.endswith("/callback"):  # discord.py asks for the callback response back
+            interaction_id = request.match_info["tail"].split("/")[1]
+            data = posted_data = payload.get("data") or {} if isinstance(payload, dict) else {}
+            flags = posted_data.get("flags", 0) if isinstance(data, dict) else 0
+            return _json(
+                {
+                    "interaction": {
+                        "id": interaction_id,
+                        "type": 2,
+                        "response_message_loading": payload.get("type") == 5,
+                        "response_message_ephemeral": bool(flags & 64),
+                    }
+                }
+            )
+        return _json(self._message(payload if isinstance(payload, dict) else {}, files))
+
+    async def _record(self, posted: Posted) -> None:
+        async with self.arrived:
+            self.posted.append(posted)
+            self.arrived.notify_all()
+
+    def _message(self, payload: dict, files: dict[str, bytes]) -> dict:
+        attachments = [
+            {
+                "id": str(next(self._ids)),
+                "filename": f"file{i}",
+                "size": len(data),
+                "url": "http://127.0.0.1/f",
+                "proxy_url": "http://127.0.0.1/f",
+            }
+            for i, data in enumerate(files.values())
+        ]
+        return {
+            "id": str(next(self._ids)),
+            "channel_id": CHANNEL_ID,
+            "guild_id": GUILD_ID,
+            "author": BOT_USER,
+            "content": payload.get("content", ""),
+            "timestamp": _now(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": attachments,
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+            "components": payload.get("components", []),
+        }
+
+    async def wait_for(self, predicate, count: int = 1, timeout: float = 60.0) -> list[Posted]:
+        async def enough() -> list[Posted]:
+            async with self.arrived:
+                await self.arrived.wait_for(
+                    lambda: len([p for p in self.posted if predicate(p)]) >= count
+                )
+                return [p for p in self.posted if predicate(p)]
+
+        return await asyncio.wait_for(enough(), timeout)
+
+
+async def _read_body(request: web.Request) -> tuple[object, dict[str, bytes]]:
+    files: dict[str, bytes] = {}
+    if request.content_type.startswith("multipart/"):
+        payload: object = {}
+        reader = await request.multipart()
+        async for part in reader:
+            data = bytes(await part.read())
+            if part.name == "payload_json":
+                payload = json.loads(data)
+            elif part.filename:
+                files[part.filename] = data
+        return payload, files
+    if request.can_read_body:
+        text = await request.text()
+        return (json.loads(text) if text else {}), files
+    return {}, files
+
+
+def _json(data: object) -> web.Response:
+    return web.Response(
+        body=json.dumps(data).encode(), headers={"Content-Type": "application/json"}
+    )

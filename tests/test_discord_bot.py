@@ -1,0 +1,109 @@
+"""The Discord front-end through the real discord.py client, against a loopback Discord."""
+
+import asyncio
+import io
+
+import discord
+import pytest
+import yarl
+from music21 import converter
+from PIL import Image
+
+from bot.app import open_app
+from bot.config import Settings
+from bot.runner import DiscordFrontEnd
+from tests.fakes.discord_api import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord
+
+
+@pytest.fixture
+async def discord_bot(tmp_path, tiny_model_dir, monkeypatch):
+    fake = FakeDiscord()
+    await fake.start()
+    # point the real client at the loopback fake; both are restored after the test
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url)
+    )
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        model_dir=tiny_model_dir,
+        discord_token="fake.discord.token",
+        discord_api_base_url=fake.api_base,
+        cooldown_s=0,
+    )
+    app = await open_app(settings)
+    front_end = DiscordFrontEnd(app)
+    await front_end.start()
+    await asyncio.wait_for(front_end.bot.wait_until_ready(), 30)
+    yield fake, app
+    await front_end.stop()
+    await app.close()
+    await fake.stop()
+
+
+def _files_by_suffix(posted) -> dict[str, bytes]:
+    return {name.rsplit(".", 1)[-1]: data for name, data in posted.files.items()}
+
+
+async def test_prefix_melody_posts_score_midi_and_audio(discord_bot):
+    fake, app = discord_bot
+    await fake.send_message("!melody C4 D4 E4 temp=0.7 seed=3 bars=4")
+    (posted,) = await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages")
+    files = _files_by_suffix(posted)
+    assert next(iter(posted.files)).endswith(".png")  # the score first, shown inline
+    midi = converter.parseData(files["mid"], format="midi")
+    assert [n.pitch.nameWithOctave for n in midi.flatten().notes[:3]] == ["C4", "D4", "E4"]
+    assert Image.open(io.BytesIO(files["png"])).width >= 1000
+    assert posted.payload["content"].startswith("#1 · key C")
+    buttons = [c["custom_id"] for row in posted.payload["components"] for c in row["components"]]
+    assert buttons == ["melody:again:1:0.7", "melody:vary:1:0.7"]
+    assert any(p.route == f"POST /channels/{CHANNEL_ID}/typing" for p in fake.posted)
+    user = await app.repo.find_user("discord", "7")
+    (stored,) = await app.repo.history(user.id)
+    assert stored.chat_id == GUILD_ID and stored.midi == files["mid"]
+
+
+async def test_slash_melody_defers_then_follows_up_with_files(discord_bot):
+    fake, app = discord_bot
+    await fake.send_slash(
+        "melody",
+        [
+            {"name": "notes", "type": 3, "value": "G4 A4 B4"},
+            {"name": "temp", "type": 10, "value": 0.9},
+            {"name": "key", "type": 3, "value": "G"},
+            {"name": "seed", "type": 4, "value": 11},
+        ],
+    )
+    (deferred,) = await fake.wait_for(lambda p: p.route.endswith("/callback"))
+    assert deferred.payload["type"] == 5  # "thinking…" while composing
+    (follow_up,) = await fake.wait_for(lambda p: p.route.startswith(f"POST /webhooks/{APP_ID}/"))
+    files = _files_by_suffix(follow_up)
+    midi = converter.parseData(files["mid"], format="midi")
+    assert [n.pitch.nameWithOctave for n in midi.flatten().notes[:3]] == ["G4", "A4", "B4"]
+    assert "temp 0.9 · seed 11" in follow_up.payload["content"]
+    registered = await app.repo.find_user("discord", "7")
+    (stored,) = await app.repo.history(registered.id)
+    assert stored.request["canonical"] == "G4 A4 B4 temp=0.9 bars=8 key=G seed=11"
+
+
+async def test_slash_errors_are_ephemeral(discord_bot):
+    fake, _ = discord_bot
+    await fake.send_slash("melody", [{"name": "notes", "type": 3, "value": "H4"}])
+    (answer,) = await fake.wait_for(lambda p: p.route.endswith("/callback"))
+    assert answer.payload["type"] == 4
+    assert answer.payload["data"]["flags"] & 64  # ephemeral
+    assert "I don't know the note 'H4'" in answer.payload["data"]["content"]
+
+
+async def test_moderator_commands_need_manage_server(discord_bot):
+    fake, app = discord_bot
+    sent = f"POST /channels/{CHANNEL_ID}/messages"
+    await fake.send_message("!ban ann 1h spam", user_id="8", name="bob")
+    refused = (await fake.wait_for(lambda p: p.route == sent))[0]
+    assert "for moderators" in refused.payload["content"]
+    await fake.send_message("!setlimit cooldown 60", user_id="9", name="mod", moderator=True)
+    accepted = (await fake.wait_for(lambda p: p.route == sent, 2))[1]
+    assert "cooldown is now 60" in accepted.payload["content"]
+    (entry,) = await app.repo.audit_log("discord", GUILD_ID)
+    assert (entry.action, entry.new_value, entry.actor) == ("set cooldown_s", "60", "mod (9)")
