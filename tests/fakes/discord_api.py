@@ -286,14 +286,14 @@ class FakeDiscord:
             return web.Response(status=204)
         if route.endswith("/callback"):  # discord.py asks for the callback response back
             interaction_id = request.match_info["tail"].split("/")[1]
-            data = posted_data = payload.get("data") or {} if isinstance(payload, dict) else {}
-            flags = posted_data.get("flags", 0) if isinstance(data, dict) else 0
+            body = payload if isinstance(payload, dict) else {}
+            flags = (body.get("data") or {}).get("flags", 0)
             return _json(
                 {
                     "interaction": {
                         "id": interaction_id,
                         "type": 2,
-                        "response_message_loading": payload.get("type") == 5,
+                        "response_message_loading": body.get("type") == 5,
                         "response_message_ephemeral": bool(flags & 64),
                     }
                 }
