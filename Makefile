@@ -18,8 +18,7 @@ system-deps:
 
 ## Run the bot: the console chat without tokens, Discord/Telegram when their tokens are set.
 run: $(STAMP) system-deps
-	mkdir -p out
-	$(VENV)/bin/melodybot generate "C4 D4 E4 F4 G4 temp=0.8 bars=8 seed=1" -o out/melody.mid --musicxml out/melody.musicxml
+	$(VENV)/bin/melodybot run
 
 ## The whole test suite plus the linter.
 test: $(STAMP) system-deps

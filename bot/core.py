@@ -291,7 +291,7 @@ class BotCore:
 
     async def _generation_here(self, message: Incoming, number: str, command: str) -> Generation:
         example = f"{self.settings.prefix}{command} 12"
-        if not number.lstrip("#").isdigit():
+        if not number.lstrip("#").isdecimal():
             raise CommandError("Give the melody's number.", example)
         generation = await self.repo.get_generation(int(number.lstrip("#")))
         if (
@@ -394,7 +394,7 @@ class BotCore:
                 "Say which limit and its new value: daily, cooldown, maxbars or maxnotes.", example
             )
         name, low, high = LIMIT_ALIASES[parts[0].lower()]
-        if not parts[1].isdigit() or not low <= int(parts[1]) <= high:
+        if not parts[1].isdecimal() or not low <= int(parts[1]) <= high:
             raise CommandError(f"{parts[0]} must be a whole number from {low} to {high}.", example)
         old = await self.repo.set_limit(
             message.platform, message.chat_id, name, int(parts[1]), _actor(message)
@@ -496,7 +496,7 @@ def _count(argument: str, *, default: int, high: int, example: str) -> int:
     text = argument.strip()
     if not text:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= high:
+    if not text.isdecimal() or not 1 <= int(text) <= high:
         raise CommandError(f"Give a number from 1 to {high}.", example)
     return int(text)
 

@@ -180,7 +180,7 @@ def _note_text(note: SeedNote) -> str:
 
 def parse_note_name(text: str) -> int:
     """MIDI number of ``C4``/``F#4``/``Bb3``/``60``; raises RequestError for anything else."""
-    if text.isdigit():
+    if text.isdecimal():
         number = int(text)
         if not 0 <= number <= 127:
             raise RequestError(f"MIDI note numbers go from 0 to 127, not {text}.")
@@ -230,8 +230,8 @@ def _parse_raw_steps(items: list[str]) -> tuple[SeedNote, ...]:
     """The model's own step form: ``60 _ _ _ 62 _ r _``."""
     tokens: list[str] = []
     for item in items:
-        if item in (encoding.HOLD, encoding.REST) or item.isdigit():
-            if item.isdigit():
+        if item in (encoding.HOLD, encoding.REST) or item.isdecimal():
+            if item.isdecimal():
                 parse_note_name(item)  # range check with a friendly message
             tokens.append(item)
         else:

@@ -1,0 +1,122 @@
+"""The command core with a real model, database and renderers, as every front-end uses it."""
+
+import logging
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.app import open_app
+from bot.commands import SPECS, CommandError, parse_command
+from bot.config import Settings
+from bot.core import Incoming
+
+
+@pytest.fixture
+async def app(tmp_path, tiny_model_dir):
+    application = await open_app(
+        Settings(
+            _env_file=None,
+            data_dir=tmp_path,
+            model_dir=tiny_model_dir,
+            cooldown_s=0,
+            daily_quota=1000,
+            audio=False,
+        )
+    )
+    yield application
+    await application.close()
+
+
+def say(text: str, user: str = "ann", chat: str = "club") -> Incoming:
+    return Incoming("test", chat, user, user.title(), text)
+
+
+async def moderator() -> bool:
+    return True
+
+
+def test_parser_finds_commands_and_ignores_chat():
+    assert parse_command("hello there") is None
+    assert parse_command("!") is None and parse_command("!!!") is None
+    assert parse_command("!melody C4 D4").argument == "C4 D4"
+    assert parse_command("/melody@MyBot C4", ("!", "/"), "mybot").name == "melody"
+    assert parse_command("/melody@OtherBot C4", ("!", "/"), "mybot") is None
+    assert parse_command("/start", ("!", "/")).name == "help"
+    with pytest.raises(CommandError, match="I don't know the command !dance"):
+        parse_command("!dance")
+
+
+async def test_melody_again_show_history_and_forget(app):
+    reply = await app.core.handle(say("!melody C4 D4 E4 seed=4 bars=4"))
+    assert reply.melody_id == 1 and {a.kind for a in reply.attachments} >= {"midi", "png"}
+    midi = reply.attachment("midi").data
+    again = await app.core.handle(say("!again 1 temp=1.5"))
+    assert again.melody_id == 2 and "temp 1.5 · seed 4" in again.text
+    shown = await app.core.handle(say("!show 1", user="bob"))  # anyone in the chat may
+    assert shown.attachment("midi").data == midi and shown.melody_id == 1
+    elsewhere = await app.core.handle(say("!show 1", chat="another chat"))
+    assert "can't find melody #1 in this chat" in elsewhere.text
+    history = await app.core.handle(say("!history"))
+    assert history.text.splitlines()[1].startswith("#2 ·") and "#1 ·" in history.text
+    asked = await app.core.handle(say("!forgetme"))
+    assert "deletes all 2" in asked.text
+    done = await app.core.handle(say("!forgetme confirm"))
+    assert "deleted 2" in done.text
+    assert "no melodies yet" in (await app.core.handle(say("!history"))).text
+
+
+async def test_limits_apply_and_moderators_change_them(app):
+    refused = await app.core.handle(say("!setlimit maxbars 4"))
+    assert "for moderators" in refused.text
+    changed = await app.core.handle(say("!setlimit maxbars 4"), is_moderator=moderator)
+    assert "maxbars is now 4" in changed.text
+    too_long = await app.core.handle(say("!melody C4 bars=8"))
+    assert "at most 4 bars" in too_long.text and "bars=4" in too_long.text
+    await app.core.handle(say("!setlimit daily 1"), is_moderator=moderator)
+    assert (await app.core.handle(say("!melody C4 bars=2"))).melody_id is not None
+    assert "had your 1 melodies" in (await app.core.handle(say("!melody C4 bars=2"))).text
+    await app.core.handle(say("!disable"), is_moderator=moderator)
+    assert "switched off" in (await app.core.handle(say("!melody C4 bars=2", user="cy"))).text
+    audit = await app.core.handle(say("!audit"), is_moderator=moderator)
+    assert audit.text.count("Ann (ann)") == 3
+
+
+async def test_ban_by_name_with_duration_and_unban(app):
+    await app.core.handle(say("!melody C4 bars=2", user="troll"))
+    banned = await app.core.handle(say("!ban troll 2h spamming"), is_moderator=moderator)
+    assert "Troll can't use the bot here until" in banned.text
+    refused = await app.core.handle(say("!melody C4 bars=2", user="troll"))
+    assert "can't use the bot here until" in refused.text and "spamming" in refused.text
+    unknown = await app.core.handle(say("!ban nobody"), is_moderator=moderator)
+    assert "I don't know anyone called nobody" in unknown.text
+    lifted = await app.core.handle(say("!unban troll"), is_moderator=moderator)
+    assert "may use the bot here again" in lifted.text
+    assert (await app.core.handle(say("!melody C4 bars=2", user="troll"))).melody_id
+
+
+async def test_help_for_every_command(app):
+    overview = await app.core.handle(say("!help"))
+    for spec in SPECS:
+        assert f"!{spec.name}" in overview.text
+        detail = await app.core.handle(say(f"!help {spec.name}"))
+        assert f"Example: !{spec.example}" in detail.text
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.builds(
+            lambda c, t: f"!{c} {t}", st.sampled_from([s.name for s in SPECS]), st.text(max_size=40)
+        ),
+    )
+)
+async def test_any_text_gets_a_reply_or_silence_never_an_incident(app, caplog, text):
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="melodybot"):
+        reply = await app.core.handle(say(text, user="fuzz"), is_moderator=moderator)
+    assert reply is None or reply.text
+    assert not [r for r in caplog.records if "failed" in r.getMessage()], text
