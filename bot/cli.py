@@ -129,4 +129,18 @@ def backup(destination: Path, data_dir: Path | None) -> None:
     click.echo(f"backed up {settings.database} to {destination}")
 
 
+@main.command()
+def health() -> None:
+    """Exit 0 while the running bot's heartbeat is fresh (for container health checks)."""
+    from bot.health import is_alive
+
+    settings = _settings()
+    if settings.heartbeat_file is None:
+        raise click.ClickException("set MELODYBOT_HEARTBEAT_FILE to use health checks")
+    alive, line = is_alive(settings.heartbeat_file)
+    click.echo(line)
+    if not alive:
+        sys.exit(1)
+
+
 __all__ = ["main"]

@@ -16,7 +16,11 @@ from generator.paths import default_model_dir
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="MELODYBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="MELODYBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # "TOKEN=" in .env means not set, not an empty token
+        extra="ignore",
     )
 
     discord_token: SecretStr | None = Field(

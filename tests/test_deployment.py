@@ -1,0 +1,126 @@
+"""What can be checked of the deployment without a Docker engine: the files, and the container's
+entry command run as a plain process against a temp data folder and a loopback Telegram."""
+
+import asyncio
+import os
+import re
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+from tests.fakes.telegram_api import FakeTelegram
+
+MELODYBOT = Path(sys.executable).parent / "melodybot"
+
+
+def test_compose_file_has_both_bots_sharing_one_volume():
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"discord", "telegram"}
+    for name, service in services.items():
+        assert service["command"] == [name]
+        assert service["profiles"] == [name]
+        assert service["restart"] == "unless-stopped"
+        assert service["volumes"] == ["melodybot-data:/data"]
+        assert service["healthcheck"]["test"] == ["CMD", "melodybot", "health"]
+        assert service["logging"]["options"]["max-size"]
+        assert service["deploy"]["resources"]["limits"]["memory"]
+        assert service["env_file"] == ".env"
+        assert service["environment"]["MELODYBOT_HEARTBEAT_FILE"] != ""
+    assert "melodybot-data" in compose["volumes"]
+    text = (PROJECT_ROOT / "docker-compose.yml").read_text()
+    assert not re.search(r"TOKEN\s*[:=]\s*\S", text), "no secrets in the compose file"
+
+
+def test_dockerfile_is_slim_non_root_with_tools_model_and_healthcheck():
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.M)
+    for package in ("musescore3", "fluidsynth", "fluid-soundfont-gm", "ffmpeg"):
+        assert package in dockerfile
+    assert "COPY models ./models" in dockerfile
+    user_line = re.search(r"^USER (\S+)", dockerfile, re.M)
+    assert user_line and user_line[1] not in ("root", "0")
+    assert "HEALTHCHECK" in dockerfile and '"melodybot", "health"' in dockerfile
+    # dependencies are installed before the code is copied, so code edits keep that layer
+    assert dockerfile.index("pip install .") < dockerfile.index("COPY generator")
+    assert "TOKEN" not in dockerfile
+    ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
+    assert ".env" in ignored and ".venv" in ignored
+
+
+def test_env_example_documents_every_setting():
+    from bot.config import Settings
+
+    documented = (PROJECT_ROOT / ".env.example").read_text()
+    for name, field in Settings.model_fields.items():
+        aliases = getattr(field.validation_alias, "choices", None) or [f"MELODYBOT_{name}"]
+        assert any(alias.upper() in documented for alias in aliases), name
+
+
+async def _run(*args: str, env: dict, cwd: Path) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        str(MELODYBOT),
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    return process.returncode, out.decode()
+
+
+async def test_entry_command_serves_reports_health_and_stops_cleanly(tmp_path, tiny_model_dir):
+    fake = FakeTelegram()
+    await fake.start()
+    heartbeat = tmp_path / "heartbeat.json"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "TELEGRAM_TOKEN": "123456:TEST-TOKEN",
+        "TELEGRAM_BASE_URL": fake.base_url,
+        "MELODYBOT_DATA_DIR": str(tmp_path / "data"),
+        "MELODYBOT_MODEL_DIR": str(tiny_model_dir),
+        "MELODYBOT_HEARTBEAT_FILE": str(heartbeat),
+        "MELODYBOT_AUDIO": "false",
+        "MELODYBOT_COOLDOWN_S": "0",
+    }
+    bot = await asyncio.create_subprocess_exec(
+        str(MELODYBOT),
+        "telegram",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        for _ in range(600):
+            if heartbeat.exists():
+                break
+            await asyncio.sleep(0.1)
+        code, out = await _run("health", env=env, cwd=tmp_path)
+        assert code == 0 and "alive: telegram" in out
+        fake.send_text("/melody C4 D4 E4 seed=1 bars=2")
+        await fake.wait_for("sendDocument", timeout=60)
+        bot.send_signal(signal.SIGTERM)
+        log = (await asyncio.wait_for(bot.stdout.read(), 60)).decode()
+        assert await asyncio.wait_for(bot.wait(), 60) == 0, log
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+        await fake.stop()
+    assert "123456:TEST-TOKEN" not in log and "TEST-TOKEN" not in log  # never in logs
+    assert not heartbeat.exists()  # a stopped bot is not reported alive
+    code, out = await _run("health", env=env, cwd=tmp_path)
+    assert code == 1
+    with sqlite3.connect(tmp_path / "data" / "melodybot.sqlite3") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT status FROM generations").fetchall() == [("done",)]
+    code, out = await _run("backup", str(tmp_path / "copy.sqlite3"), env=env, cwd=tmp_path)
+    assert code == 0, out
+    with sqlite3.connect(tmp_path / "copy.sqlite3") as copy:
+        assert copy.execute("SELECT count(*) FROM generations").fetchone()[0] == 1
