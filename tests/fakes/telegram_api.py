@@ -23,6 +23,7 @@ class Call:
     method: str
     fields: dict[str, str]
     files: dict[str, bytes] = field(default_factory=dict)
+    at: float = field(default_factory=time.perf_counter)  # when the bot's call arrived
 
 
 class FakeTelegram:
