@@ -6,14 +6,13 @@ of every held-out song, its closing delimiter included), so the two figures are 
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 import numpy as np
 
 from generator.corpus import Song
-from generator.scoring import SongScores, known_songs
+from generator.scoring import SongScores, Tally, known_songs
 from generator.vocab import Vocabulary
 
 DISCOUNT = 0.75
@@ -79,28 +78,10 @@ class KneserNey:
 
     def score(self, songs: Sequence[Song]) -> SongScores:
         usable, skipped = known_songs(self.vocab, songs)
-        nll = 0.0
-        steps = correct = events = event_correct = 0
-        hold = self.vocab.hold_id
+        tally = Tally(self.vocab)
         for song in usable:
             ids = self._framed(song)
             for position in range(self.order - 1, len(ids)):  # every step and the closing "/"
-                probs = self.distribution(ids[:position])
-                target = ids[position]
-                nll -= math.log(max(probs[target], 1e-12))
-                hit = int(probs.argmax()) == target
-                steps += 1
-                correct += hit
-                if target != hold:
-                    events += 1
-                    event_correct += hit
-        nats = nll / max(steps, 1)
-        return SongScores(
-            songs=len(usable),
-            steps=steps,
-            nll_nats_per_step=nats,
-            nll_bits_per_step=nats / math.log(2),
-            accuracy=correct / max(steps, 1),
-            non_hold_accuracy=event_correct / max(events, 1),
-            skipped_songs=skipped,
-        )
+                probs = self.distribution(ids[:position])[None, :]
+                tally.add(probs, np.array([ids[position]]), np.array([True]))
+        return tally.scores(len(usable), skipped)
