@@ -103,23 +103,127 @@ def train(out_dir: Path, **options) -> None:
     "--validation-only/--all-songs",
     default=False,
     show_default=True,
-    help="Score only the songs the training split held out.",
+    help="Score only the songs the model's training split held out.",
 )
-def evaluate(data: str, model_dir: Path, validation_only: bool) -> None:
-    """Score a model on songs: NLL bits per 16th step and accuracy, as one JSON line."""
+@click.option(
+    "--ngram-order",
+    default=5,
+    show_default=True,
+    help="Order of the Kneser-Ney n-gram scored beside the model (0: none).",
+)
+def evaluate(data: str, model_dir: Path, validation_only: bool, ngram_order: int) -> None:
+    """Score a model on whole songs (state carried from each song's start).
+
+    Prints a table to stderr and one JSON line to stdout: bits and nats per 16th step,
+    accuracy, non-hold accuracy, bits per note event and pitch bits per onset, for the model
+    and for an n-gram fitted on the training split of the same data.
+    """
     from generator.corpus import is_validation, preprocess
     from generator.engine import MelodyEngine
+    from generator.ngram import KneserNey
     from generator.scoring import score_songs
 
     _quiet_music21()
     engine = _or_fail(lambda: MelodyEngine.load(model_dir))
     corpus = _or_fail(lambda: preprocess(data, progress=sys.stderr.isatty()))
-    songs = corpus.songs
-    if validation_only:
-        percent = engine.meta.get("hyperparameters", {}).get("validation_percent", 10)
-        songs = [s for s in songs if is_validation(s.song_id, percent)]
-    scores = score_songs(engine.step_model, engine.vocab, songs)
-    click.echo(json.dumps({"model": engine.name, "data": data} | scores.as_dict()))
+    percent = engine.meta.get("hyperparameters", {}).get("validation_percent", 10)
+    held_out = [s for s in corpus.songs if is_validation(s.song_id, percent)]
+    songs = held_out if validation_only else corpus.songs
+    result: dict[str, object] = {"model": engine.name, "data": data, "songs_scored": len(songs)}
+    result["lstm"] = score_songs(engine.step_model, engine.vocab, songs).as_dict()
+    if ngram_order:
+        training = [s for s in corpus.songs if not is_validation(s.song_id, percent)]
+        ngram = KneserNey(engine.vocab, ngram_order).fit(training)
+        result[f"ngram{ngram_order}"] = ngram.score(songs).as_dict()
+    _evaluation_table(result)
+    click.echo(json.dumps(result))
+
+
+def _evaluation_table(result: dict) -> None:
+    rows = [
+        (
+            "",
+            "bits/step",
+            "nats/step",
+            "accuracy",
+            "non-hold acc.",
+            "bits/event",
+            "pitch bits/onset",
+        )
+    ]
+    for name in [k for k in result if k == "lstm" or k.startswith("ngram")]:
+        s = result[name]
+        rows.append(
+            (
+                name,
+                f"{s['nll_bits_per_step']:.3f}",
+                f"{s['nll_nats_per_step']:.3f}",
+                f"{s['accuracy']:.3f}",
+                f"{s['non_hold_accuracy']:.3f}",
+                f"{s['bits_per_event']:.2f}",
+                f"{s['pitch_bits_per_onset']:.2f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)), err=True)
+
+
+@main.command()
+@model_option
+@click.option(
+    "--data",
+    default=DEFAULT_DATA,
+    show_default=True,
+    help="The songs the model was trained on (seeds come from its held-out songs).",
+)
+@click.option("--n", "count", default=200, show_default=True, help="Melodies per temperature.")
+@click.option(
+    "--temp",
+    "temperatures",
+    default="0.7,1.0",
+    show_default=True,
+    help="Comma-separated temperatures to compare.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("report"),
+    show_default=True,
+    help="Folder for index.md, report.json and the plots.",
+)
+@click.option("--seed", default=0, show_default=True, help="Random seed: same seed, same report.")
+def report(
+    model_dir: Path, data: str, count: int, temperatures: str, out_dir: Path, seed: int
+) -> None:
+    """Generate melodies from held-out seeds and compare them with real folk songs."""
+    from generator.corpus import preprocess
+    from generator.engine import MelodyEngine
+    from generator.report.build import build_report
+
+    _quiet_music21()
+    try:
+        temps = [float(t) for t in temperatures.split(",") if t.strip()]
+    except ValueError:
+        raise click.ClickException(
+            f"--temp takes numbers like 0.7,1.0, not {temperatures}"
+        ) from None
+    if not temps or any(not 0 < t <= 2 for t in temps):
+        raise click.ClickException("temperatures must lie in (0, 2]")
+    engine = _or_fail(lambda: MelodyEngine.load(model_dir))
+    corpus = _or_fail(lambda: preprocess(data, progress=sys.stderr.isatty()))
+    results = _or_fail(
+        lambda: build_report(
+            engine, corpus, n=count, temperatures=temps, out_dir=out_dir, seed=seed
+        )
+    )
+    click.echo((out_dir / "index.md").read_text())
+    click.echo(
+        f"wrote {out_dir}/index.md, report.json and {len(list(out_dir.glob('*.png')))} plots",
+        err=True,
+    )
+    del results
 
 
 @main.command()

@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 from music21 import converter
 
-from generator.cli import main
+from bot.cli import main
 
 
 @pytest.fixture
@@ -13,7 +13,22 @@ def runner():
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["prepare"], ["train"], ["evaluate"], ["generate"], ["info"]]
+    "command",
+    [
+        [],
+        ["prepare"],
+        ["train"],
+        ["evaluate"],
+        ["generate"],
+        ["info"],
+        ["report"],
+        ["chat"],
+        ["run"],
+        ["discord"],
+        ["telegram"],
+        ["backup"],
+        ["health"],
+    ],
 )
 def test_every_command_has_help(runner, command):
     result = runner.invoke(main, [*command, "--help"])
@@ -55,4 +70,5 @@ def test_info_and_evaluate(runner, tiny_model_dir, few_songs_dir):
     )
     assert result.exit_code == 0, result.output
     scores = json.loads(result.output.strip().splitlines()[-1])
-    assert scores["songs"] > 30 and scores["nll_bits_per_step"] > 0
+    assert scores["lstm"]["songs"] > 30 and scores["lstm"]["nll_bits_per_step"] > 0
+    assert scores["ngram5"]["steps"] == scores["lstm"]["steps"]  # the same steps, side by side

@@ -1,0 +1,1 @@
+"""Generated melodies measured against the corpus: features, distribution overlaps, plots."""

@@ -1,0 +1,177 @@
+"""Musical features of one melody, from its step symbols. Pure functions, no model, no I/O.
+
+Melodies are token sequences in a known key (tonic pitch class and mode). Scales: major is the
+Ionian scale; minor is natural minor plus the raised seventh (harmonic minor's leading tone), the
+two forms folk tunes in minor use.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from generator.encoding import DELIMITER, HOLD, tokens_to_events
+
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+MINOR = (0, 2, 3, 5, 7, 8, 10, 11)
+INTERVAL_BINS = ("unison", "step", "third", "fourth-fifth", "leap")
+DURATION_BINS = (1, 2, 3, 4, 6, 8, 12, 16)  # in 16ths; anything else counts as "other"
+DURATION_LABELS = ("1/16", "1/8", "3/16", "1/4", "3/8", "1/2", "3/4", "1", "other")
+BAR_STEPS = 16
+
+
+def pitches(tokens: Sequence[str]) -> list[int]:
+    return [e.pitch for e in tokens_to_events(tokens) if e.pitch is not None]
+
+
+def scale_of(tonic: int, mode: str) -> set[int]:
+    steps = MINOR if mode == "minor" else MAJOR
+    return {(tonic + s) % 12 for s in steps}
+
+
+def in_scale_rate(tokens: Sequence[str], tonic: int, mode: str) -> float:
+    notes = pitches(tokens)
+    if not notes:
+        return 0.0
+    scale = scale_of(tonic, mode)
+    return sum(p % 12 in scale for p in notes) / len(notes)
+
+
+def pitch_range(tokens: Sequence[str]) -> int:
+    notes = pitches(tokens)
+    return max(notes) - min(notes) if notes else 0
+
+
+def distinct_pitch_classes(tokens: Sequence[str]) -> int:
+    return len({p % 12 for p in pitches(tokens)})
+
+
+def pitch_class_entropy(tokens: Sequence[str]) -> float:
+    counts = Counter(p % 12 for p in pitches(tokens))
+    total = sum(counts.values())
+    return -sum(c / total * math.log2(c / total) for c in counts.values()) if total else 0.0
+
+
+def pitch_class_histogram(tokens: Sequence[str], tonic: int) -> np.ndarray:
+    """Shares of the 12 pitch classes, counted from the tonic (index 0 = tonic)."""
+    histogram = np.zeros(12)
+    for p in pitches(tokens):
+        histogram[(p - tonic) % 12] += 1
+    return histogram / max(histogram.sum(), 1)
+
+
+def interval_histogram(tokens: Sequence[str]) -> np.ndarray:
+    """Shares of melodic intervals between consecutive notes (rests skipped) in five classes."""
+    notes = pitches(tokens)
+    histogram = np.zeros(len(INTERVAL_BINS))
+    for a, b in itertools.pairwise(notes):
+        size = abs(b - a)
+        index = 0 if size == 0 else 1 if size <= 2 else 2 if size <= 4 else 3 if size <= 7 else 4
+        histogram[index] += 1
+    return histogram / max(histogram.sum(), 1)
+
+
+def duration_histogram(tokens: Sequence[str]) -> np.ndarray:
+    histogram = np.zeros(len(DURATION_LABELS))
+    for event in tokens_to_events(tokens):
+        index = DURATION_BINS.index(event.steps) if event.steps in DURATION_BINS else -1
+        histogram[index] += 1
+    return histogram / max(histogram.sum(), 1)
+
+
+def ends_on_tonic(tokens: Sequence[str], tonic: int) -> bool:
+    notes = pitches(tokens)
+    return bool(notes) and notes[-1] % 12 == tonic % 12
+
+
+def repeated_bar_share(tokens: Sequence[str]) -> float:
+    """Share of 16-step bars that repeat an earlier bar of the same melody exactly."""
+    bars = [
+        tuple(tokens[i : i + BAR_STEPS]) for i in range(0, len(tokens) - BAR_STEPS + 1, BAR_STEPS)
+    ]
+    seen: set[tuple[str, ...]] = set()
+    repeats = 0
+    for bar in bars:
+        repeats += bar in seen
+        seen.add(bar)
+    return repeats / len(bars) if bars else 0.0
+
+
+# Krumhansl & Kessler's key profiles, tonic first.
+_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def reference_mode(tokens: Sequence[str]) -> str:
+    """C major or A minor, for a song already moved there: the better Krumhansl-Kessler fit."""
+    histogram = pitch_class_histogram(tokens, 0)
+    if not histogram.any():
+        return "major"
+    major = np.corrcoef(histogram, _KK_MAJOR)[0, 1]
+    minor = np.corrcoef(histogram, np.roll(_KK_MINOR, 9))[0, 1]
+    return "major" if major >= minor else "minor"
+
+
+def _prefix_hashes(sequence: np.ndarray, base: np.uint64) -> np.ndarray:
+    prefix = np.zeros(len(sequence) + 1, np.uint64)
+    with np.errstate(over="ignore"):
+        for i, value in enumerate(sequence):
+            prefix[i + 1] = prefix[i] * base + value
+    return prefix
+
+
+class CopyFinder:
+    """Longest run of steps a melody shares verbatim with any training song (memorisation).
+
+    Polynomial rolling hashes (mod 2**64) of every window of the training stream, one sorted array
+    per window length, built on demand; a binary search over lengths then needs a handful of
+    lookups per melody.
+    """
+
+    BASE = np.uint64(1_000_003)
+
+    def __init__(self, training_songs: Sequence[Sequence[str]]):
+        symbols: dict[str, int] = {}
+        stream: list[int] = []
+        for song in training_songs:
+            stream.extend(symbols.setdefault(t, len(symbols) + 2) for t in song)
+            stream.append(1)  # a boundary no melody contains, so no window spans two songs
+        self._symbols = symbols
+        self._prefix = _prefix_hashes(np.array(stream, np.uint64), self.BASE)
+        self._windows: dict[int, np.ndarray] = {}
+
+    def _power(self, length: int) -> np.uint64:
+        power = np.uint64(1)
+        with np.errstate(over="ignore"):
+            for _ in range(length):
+                power = power * self.BASE
+        return power
+
+    def _windows_of(self, prefix: np.ndarray, length: int) -> np.ndarray:
+        if len(prefix) - 1 < length:
+            return np.zeros(0, np.uint64)
+        with np.errstate(over="ignore"):
+            return prefix[length:] - prefix[:-length] * self._power(length)
+
+    def _training_windows(self, length: int) -> np.ndarray:
+        if length not in self._windows:
+            self._windows[length] = np.unique(self._windows_of(self._prefix, length))
+        return self._windows[length]
+
+    def longest_copy(self, tokens: Sequence[str]) -> int:
+        melody = np.array([self._symbols.get(t, 0) for t in tokens if t != DELIMITER], np.uint64)
+        prefix = _prefix_hashes(melody, self.BASE)
+        low, high = 0, len(melody)
+        while low < high:  # the largest length at which some window is shared
+            middle = (low + high + 1) // 2
+            found = np.isin(self._windows_of(prefix, middle), self._training_windows(middle))
+            low, high = (middle, high) if found.any() else (low, middle - 1)
+        return low
+
+
+def hold_share(tokens: Sequence[str]) -> float:
+    return sum(t == HOLD for t in tokens) / max(len(tokens), 1)
