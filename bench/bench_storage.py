@@ -1,97 +1,198 @@
-"""Storage throughput and quota-check latency on a real SQLite file.
+"""How fast the bot's memory is: melodies recorded per second, and the quota check's latency.
 
-1. Generations recorded per second: reserve (quota check + insert) and complete with 2 KB of
-   MIDI, sequentially and from 100 concurrent tasks.
-2. p50/p95 latency of the quota check + record with 100 concurrent users, each asking 10 times.
+Every figure runs on a fresh SQLite file through :class:`storage.Repository`, exactly as the bot
+uses it: a melody is recorded as ``reserve_generation`` (ban, switch, quota and cooldown checks
+plus the pending row, one transaction) and ``complete_generation`` (the MIDI bytes, another).
 
-    python -m bench.bench_storage --help
+    python bench/bench_storage.py --repeats 5 --synchronous FULL NORMAL
+
+prints a table and, last, one JSON line with every number.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import json
+import os
+import platform
+import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import report
-from storage import Limits, QuotaExceeded, Repository
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-MIDI = bytes(2048)
+from storage import Limits, Repository, User
+
+MIDI = bytes(1024)  # a 16-bar melody's MIDI file is about this size
+NO_LIMITS = Limits(daily_quota=10**9, cooldown_s=0)
 
 
-async def record(repo: Repository, user, i: int) -> None:
+async def _record(repo: Repository, user: User, n: int) -> None:
     generation_id = await repo.reserve_generation(
-        user, "bench", "chat", f"C4 D4 E4 #{i}", {"i": i}, "esac-lstm", "v1", i
+        user, user.platform, "bench-chat", f"melody C4 D4 E4 seed={n}", {"n": n}, "lstm", "v1", n
     )
     await repo.complete_generation(generation_id, MIDI, "C", 128)
 
 
-async def throughput(path: Path, count: int, concurrency: int) -> float:
-    async with await Repository.open(path, defaults=Limits(10**9, 0)) as repo:
-        users = [await repo.upsert_user("bench", str(u), f"user{u}") for u in range(concurrency)]
-        started = time.perf_counter()
-
-        async def worker(w: int) -> None:
-            for i in range(w, count, concurrency):
-                await record(repo, users[w], i)
-
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
-        return count / (time.perf_counter() - started)
+async def sequential_rate(path: Path, count: int, synchronous: str) -> float:
+    """Melodies per second from one task, one after another."""
+    async with await Repository.open(path, defaults=NO_LIMITS, synchronous=synchronous) as repo:
+        user = await repo.upsert_user("bench", "solo", "Solo")
+        start = time.perf_counter()
+        for n in range(count):
+            await _record(repo, user, n)
+        return count / (time.perf_counter() - start)
 
 
-async def quota_latency(path: Path, users: int, requests_each: int) -> list[float]:
-    async with await Repository.open(path, defaults=Limits(daily_quota=5, cooldown_s=0)) as repo:
-        people = [await repo.upsert_user("bench", f"q{u}", f"q{u}") for u in range(users)]
-        latencies: list[float] = []
+async def concurrent_rate(path: Path, count: int, users: int, synchronous: str) -> float:
+    """Melodies per second with ``users`` tasks recording at once on one repository."""
+    async with await Repository.open(path, defaults=NO_LIMITS, synchronous=synchronous) as repo:
+        people = [await repo.upsert_user("bench", str(i), f"User {i}") for i in range(users)]
+        each = max(1, count // users)
 
-        async def ask(user) -> None:
-            for i in range(requests_each):
-                started = time.perf_counter()
-                with contextlib.suppress(QuotaExceeded):
-                    await repo.reserve_generation(user, "bench", "c", "C4", {}, "m", "v", i)
-                latencies.append(time.perf_counter() - started)
+        async def one(user: User) -> None:
+            for n in range(each):
+                await _record(repo, user, n)
 
-        await asyncio.gather(*(ask(p) for p in people))
-        return latencies
+        start = time.perf_counter()
+        await asyncio.gather(*(one(user) for user in people))
+        return each * users / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=2000, help="generations to record")
-    parser.add_argument("--users", type=int, default=100, help="concurrent users")
-    parser.add_argument("--requests", type=int, default=10, help="requests per user")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        sequential = asyncio.run(throughput(Path(scratch) / "a.sqlite3", args.count, 1))
-        concurrent = asyncio.run(throughput(Path(scratch) / "b.sqlite3", args.count, args.users))
-        latencies = asyncio.run(
-            quota_latency(Path(scratch) / "c.sqlite3", args.users, args.requests)
-        )
-    p50 = statistics.median(latencies) * 1000
-    p95 = statistics.quantiles(latencies, n=20)[-1] * 1000
-    rows = [
-        ("measure", "value"),
-        ("generations recorded per second, one task", f"{sequential:,.0f}/s"),
-        (f"generations recorded per second, {args.users} tasks", f"{concurrent:,.0f}/s"),
-        (f"quota check + record, {args.users} concurrent users: p50", f"{p50:.1f} ms"),
-        (f"quota check + record, {args.users} concurrent users: p95", f"{p95:.1f} ms"),
-    ]
-    report(
-        "Storage (aiosqlite, WAL, one file)",
-        rows,
-        {
-            "bench": "storage",
-            "per_s_sequential": round(sequential),
-            "per_s_concurrent": round(concurrent),
-            "quota_p50_ms": round(p50, 2),
-            "quota_p95_ms": round(p95, 2),
-            "users": args.users,
-        },
+async def reserve_latency(
+    path: Path, users: int, rounds: int, synchronous: str
+) -> tuple[list[float], list[float]]:
+    """Seconds per ``reserve_generation`` call: alone, and with ``users`` users asking at once.
+
+    The concurrent figure is what a user waits when the whole crowd asks in the same instant:
+    queueing for the write lock included. The quota sits just above what the run asks for, so
+    every call is accepted after the full check against the user's earlier requests.
+    """
+    limits = Limits(daily_quota=rounds + 10, cooldown_s=0)
+    async with await Repository.open(path, defaults=limits, synchronous=synchronous) as repo:
+        people = [await repo.upsert_user("bench", str(i), f"User {i}") for i in range(users)]
+
+        async def timed(user: User, n: int) -> float:
+            start = time.perf_counter()
+            await repo.reserve_generation(user, "bench", "chat", "C4", {"n": n}, "lstm", "v1", n)
+            return time.perf_counter() - start
+
+        solo = await repo.upsert_user("bench", "solo", "Solo")
+        alone = [await timed(solo, n) for n in range(rounds)]
+        crowd: list[float] = []
+        for n in range(rounds):
+            crowd += await asyncio.gather(*(timed(user, n) for user in people))
+        return alone, crowd
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def machine() -> dict[str, str | int]:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                cpu,
+            )
+    except OSError:
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict:
+    results: dict = {"machine": machine(), "settings": vars(args).copy(), "modes": {}}
+    base = Path(args.dir) if args.dir else None
+    for synchronous in args.synchronous:
+        runs: dict[str, list[float]] = {
+            "seq_per_s": [],
+            "conc_per_s": [],
+            "alone_p50_ms": [],
+            "alone_p95_ms": [],
+            "crowd_p50_ms": [],
+            "crowd_p95_ms": [],
+        }
+        for repeat in range(args.repeats):
+            with tempfile.TemporaryDirectory(dir=base) as tmp:
+                folder = Path(tmp)
+                runs["seq_per_s"].append(
+                    await sequential_rate(folder / "seq.sqlite3", args.generations, synchronous)
+                )
+                runs["conc_per_s"].append(
+                    await concurrent_rate(
+                        folder / "conc.sqlite3", args.generations, args.users, synchronous
+                    )
+                )
+                alone, crowd = await reserve_latency(
+                    folder / "lat.sqlite3", args.users, args.rounds, synchronous
+                )
+            runs["alone_p50_ms"].append(percentile(alone, 50) * 1000)
+            runs["alone_p95_ms"].append(percentile(alone, 95) * 1000)
+            runs["crowd_p50_ms"].append(percentile(crowd, 50) * 1000)
+            runs["crowd_p95_ms"].append(percentile(crowd, 95) * 1000)
+            print(f"  {synchronous} repeat {repeat + 1}/{args.repeats} done", file=sys.stderr)
+        medians = {name: statistics.median(values) for name, values in runs.items()}
+        medians["conc_over_seq"] = medians["conc_per_s"] / medians["seq_per_s"]
+        results["modes"][synchronous] = {"median": medians, "runs": runs}
+    return results
+
+
+def print_table(results: dict) -> None:
+    m = results["machine"]
+    s = results["settings"]
+    print(f"{m['nproc']} CPU(s), {m['cpu']}; Python {m['python']}, SQLite {m['sqlite']}")
+    print(
+        f"median of {s['repeats']} runs; {s['generations']} melodies per rate run; "
+        f"{s['users']} users × {s['rounds']} rounds for latency"
     )
+    header = (
+        "synchronous | recorded/s, 1 task | recorded/s, "
+        f"{s['users']} tasks | reserve p50/p95 alone (ms) | "
+        f"reserve p50/p95, {s['users']} at once (ms)"
+    )
+    print(header)
+    print("-" * len(header))
+    for mode, data in results["modes"].items():
+        d = data["median"]
+        print(
+            f"{mode:>11} | {d['seq_per_s']:18.0f} | {d['conc_per_s']:17.0f} | "
+            f"{d['alone_p50_ms']:11.2f} / {d['alone_p95_ms']:<13.2f} | "
+            f"{d['crowd_p50_ms']:13.1f} / {d['crowd_p95_ms']:.1f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--generations", type=int, default=2000, help="melodies per rate run")
+    parser.add_argument("--users", type=int, default=100, help="concurrent users")
+    parser.add_argument("--rounds", type=int, default=20, help="requests per user, latency run")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh runs; medians reported")
+    parser.add_argument(
+        "--synchronous",
+        nargs="+",
+        default=["FULL"],
+        choices=["NORMAL", "FULL"],
+        help="SQLite synchronous modes to measure (FULL is the repository's default)",
+    )
+    parser.add_argument("--dir", help="where the temporary database files go (default: tmp)")
+    args = parser.parse_args(argv)
+    results = asyncio.run(run(args))
+    print_table(results)
+    print(json.dumps({"bench": "storage", **results}, sort_keys=True))
 
 
 if __name__ == "__main__":

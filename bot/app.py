@@ -42,6 +42,9 @@ async def open_app(settings: Settings) -> App:
         max_seed_notes=settings.max_seed_notes,
     )
     repo = await Repository.open(settings.database, defaults=defaults)
+    stale = await repo.fail_stale_pending()  # melodies cut off by a crash or a hard stop
+    if stale:
+        log.warning("marked %d melodies left pending by an earlier run as failed", stale)
     if settings.keep_last_generations or settings.keep_days:
         dropped = await repo.apply_retention(settings.keep_last_generations, settings.keep_days)
         log.info("retention: removed %d old melodies", dropped)

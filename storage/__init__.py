@@ -1,7 +1,12 @@
-"""The bot's memory in SQLite: users, melodies, limits, bans and the audit log."""
+"""The bot's memory in one SQLite file: users, melodies, limits, bans and the audit log.
+
+Every front-end process (Discord, Telegram, console) opens the same file through
+:class:`Repository`; SQLite's locking, not the processes, keeps their writes apart.
+"""
 
 from storage.models import (
     GLOBAL,
+    LIMIT_NAMES,
     AuditEntry,
     Ban,
     Banned,
@@ -11,12 +16,14 @@ from storage.models import (
     Limits,
     QuotaExceeded,
     Refusal,
+    Stats,
     User,
 )
 from storage.repository import Repository
 
 __all__ = [
     "GLOBAL",
+    "LIMIT_NAMES",
     "AuditEntry",
     "Ban",
     "Banned",
@@ -27,5 +34,6 @@ __all__ = [
     "QuotaExceeded",
     "Refusal",
     "Repository",
+    "Stats",
     "User",
 ]

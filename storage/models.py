@@ -1,18 +1,32 @@
-"""Plain records the repository returns, and the refusals a melody request can meet."""
+"""Plain records the repository hands out, and the refusals a melody request can meet.
+
+Records are frozen dataclasses rather than database rows so the bot core never holds a live
+cursor and never learns the column layout. Times are Unix seconds (UTC) throughout.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields, replace
+from typing import Any, TypedDict
 
-GLOBAL = ""  # the platform/chat id of settings that apply everywhere
+GLOBAL = ""
+"""The platform or chat id of a setting or ban that applies everywhere below it.
+
+Scopes nest: ``(GLOBAL, GLOBAL)`` is every chat on every platform, ``("discord", GLOBAL)`` every
+chat on Discord, ``("discord", "1234")`` one guild or chat.
+"""
 
 LIMIT_NAMES = ("daily_quota", "cooldown_s", "max_bars", "max_seed_notes", "enabled")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What applies in one chat: code defaults, overridden by global rows, then by chat rows."""
+    """What applies in one chat: these code defaults, then global rows, then the chat's own rows.
+
+    The defaults are the bot settings' business (``Repository.open(defaults=...)``); the values
+    here only keep a bare repository usable.
+    """
 
     daily_quota: int = 50
     cooldown_s: int = 10
@@ -21,14 +35,29 @@ class Limits:
     enabled: bool = True
 
     def with_value(self, name: str, value: int) -> Limits:
-        if name not in LIMIT_NAMES:
-            raise ValueError(f"unknown limit {name!r}")
-        kind = {f.name: f.type for f in fields(self)}[name]
-        return replace(self, **{name: bool(value) if kind in ("bool", bool) else int(value)})
+        """A copy with one limit changed; stored values are integers, ``enabled`` reads as bool."""
+        check_limit(name, value)
+        kinds = {f.name: f.type for f in fields(self)}
+        typed = bool(value) if kinds[name] in ("bool", bool) else int(value)
+        return replace(self, **{name: typed})
+
+
+def check_limit(name: str, value: int) -> None:
+    """Refuse what no chat could sensibly mean, before it reaches the database."""
+    if name not in LIMIT_NAMES:
+        raise ValueError(f"unknown limit {name!r}; limits are {', '.join(LIMIT_NAMES)}")
+    if isinstance(value, float) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    if name == "enabled" and value not in (0, 1):
+        raise ValueError(f"enabled is 0 or 1, not {value!r}")
+    if not 0 <= value < 2**63:
+        raise ValueError(f"{name} must be zero or more, not {value!r}")
 
 
 @dataclass(frozen=True)
 class User:
+    """Someone on one platform; the same person on Discord and Telegram is two users."""
+
     id: int
     platform: str
     platform_user_id: str
@@ -39,6 +68,8 @@ class User:
 
 @dataclass(frozen=True)
 class Generation:
+    """One melody request and what came of it: enough to re-send or regenerate it exactly."""
+
     id: int
     user_id: int
     platform: str
@@ -48,33 +79,40 @@ class Generation:
     model_name: str
     model_version: str
     rng_seed: int
-    midi: bytes | None
-    status: str
+    status: str  # 'pending', 'done' or 'failed'
     error: str | None
     created_at: float
     completed_at: float | None
-    melody_key: str | None = None
-    steps: int | None = None
+    midi: bytes | None
+    melody_key: str | None
+    steps: int | None
 
     @property
-    def request(self) -> dict:
+    def request(self) -> dict[str, Any]:
+        """The parsed request as the bot core recorded it."""
         return json.loads(self.request_json)
 
 
 @dataclass(frozen=True)
 class Ban:
+    """A user barred from one scope; an expired or lifted ban is history, not a ban."""
+
     id: int
+    user_id: int
     platform: str
     chat_id: str
-    user_id: int
     banned_by: str
     reason: str
     created_at: float
     expires_at: float | None
+    lifted_at: float | None
+    lifted_by: str | None
 
 
 @dataclass(frozen=True)
 class AuditEntry:
+    """One moderator action; the table refuses updates and deletes, so these are final."""
+
     id: int
     platform: str
     chat_id: str
@@ -86,6 +124,13 @@ class AuditEntry:
     created_at: float
 
 
+class Stats(TypedDict):
+    """Finished melodies in a scope: ``(YYYY-MM-DD, n)`` newest day first, busiest users first."""
+
+    per_day: list[tuple[str, int]]
+    per_user: list[tuple[str, int]]
+
+
 class Refusal(Exception):
     """Why a melody request may not run now; the bot turns each kind into a friendly reply."""
 
@@ -93,17 +138,21 @@ class Refusal(Exception):
 class Banned(Refusal):
     def __init__(self, ban: Ban):
         self.ban = ban
-        super().__init__(f"banned until {ban.expires_at or 'further notice'}")
+        until = "further notice" if ban.expires_at is None else f"{ban.expires_at:.0f}"
+        super().__init__(f"banned until {until}: {ban.reason or 'no reason given'}")
 
 
 class ChatDisabled(Refusal):
-    pass
+    def __init__(self, platform: str = GLOBAL, chat_id: str = GLOBAL):
+        self.platform = platform
+        self.chat_id = chat_id
+        super().__init__(f"the bot is switched off in {platform}:{chat_id}")
 
 
 class QuotaExceeded(Refusal):
     def __init__(self, quota: int, resets_at: float):
         self.quota = quota
-        self.resets_at = resets_at
+        self.resets_at = resets_at  # when the next request will be accepted
         super().__init__(f"daily quota of {quota} reached")
 
 

@@ -1,26 +1,34 @@
-"""The bot's memory: one async repository over one SQLite file, shared by every front-end process.
+"""The bot's memory: one async repository over one SQLite file shared by every front-end process.
 
-Every read-check-write step runs in one ``BEGIN IMMEDIATE`` transaction, which takes SQLite's
-write lock up front: a quota check and the row it allows are one atomic step, across tasks in one
-process and across the Discord and Telegram processes alike. All SQL is parameterised; user text
-is only ever a bound value, capped in length rather than rejected.
+Every read-check-write step is one ``BEGIN IMMEDIATE`` transaction, which takes SQLite's write
+lock before the first read: a quota check and the row it allows are one atomic step, across tasks
+in one process and across the Discord and Telegram processes alike. Within a process an
+``asyncio.Lock`` keeps steps from interleaving on the one connection (one aiosqlite connection is
+one thread, and a transaction belongs to the connection, not to the task that began it).
+
+User text is only ever a bound parameter, capped in length rather than refused. Every method that
+depends on the time takes ``now`` (Unix seconds) so tests never sleep; by default it asks the
+clock given to :meth:`Repository.open`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from storage import db
 from storage.models import (
     GLOBAL,
-    LIMIT_NAMES,
     AuditEntry,
     Ban,
     Banned,
@@ -29,25 +37,78 @@ from storage.models import (
     Generation,
     Limits,
     QuotaExceeded,
+    Stats,
     User,
+    check_limit,
+)
+from storage.text import (
+    MAX_ERROR_CHARS,
+    MAX_ID_CHARS,
+    MAX_REASON_CHARS,
+    MAX_REQUEST_CHARS,
+    cap,
+    cap_name,
+    encodable,
 )
 
-MAX_NAME_CHARS = 100
-MAX_REQUEST_CHARS = 1000
-MAX_REASON_CHARS = 300
-MAX_ERROR_CHARS = 500
+log = logging.getLogger(__name__)
+
 DAY_S = 86_400.0
+QUOTA_WINDOW_S = DAY_S  # the daily quota is a rolling 24 hours, so there is no midnight rush
+USAGE_KEPT_S = 2 * DAY_S  # quota rows outlive the window a little, for clock skew between hosts
+MAX_PAGE = 1000
+_INT64 = range(-(2**63), 2**63)
 
 Clock = Callable[[], float]
+Record = TypeVar("Record", User, Generation, Ban, AuditEntry)
 
 
-def cap(text: str, limit: int) -> str:
-    """Over-long text is shortened with an ellipsis, never refused."""
-    text = text.replace("\x00", "")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _columns(record: type) -> str:
+    """The SELECT list for a record type, so a column added by a migration never breaks one."""
+    return ", ".join(f.name for f in fields(record))
+
+
+def _record(record: type[Record], row: sqlite3.Row) -> Record:
+    return record(**{f.name: row[f.name] for f in fields(record)})
+
+
+def _scope(platform: str, chat_id: str) -> tuple[str, str]:
+    """A (platform, chat) scope as stored; a chat without a platform means nothing."""
+    platform, chat_id = cap(platform, MAX_ID_CHARS), cap(chat_id, MAX_ID_CHARS)
+    if platform == GLOBAL and chat_id != GLOBAL:
+        raise ValueError("a chat scope needs its platform")
+    return platform, chat_id
+
+
+def _user_id(user: User | int) -> int:
+    return user.id if isinstance(user, User) else int(user)
+
+
+def _user_label(user: User) -> str:
+    """How the audit log names a user: the name moderators know plus the id that never changes."""
+    return cap(f"{user.display_name} ({user.platform_user_id})", 2 * MAX_ID_CHARS)
+
+
+def _ban_label(ban: Ban) -> str:
+    until = (
+        "permanent"
+        if ban.expires_at is None
+        else time.strftime("until %Y-%m-%d %H:%M UTC", time.gmtime(ban.expires_at))
+    )
+    return f"banned {until}: {ban.reason}" if ban.reason else f"banned {until}"
+
+
+_SCOPE_CHAIN = """(platform = '' AND chat_id = '') OR (platform = :platform AND chat_id = '')
+                  OR (platform = :platform AND chat_id = :chat_id)"""
 
 
 class Repository:
+    """Users, melodies, limits, bans and the audit log of one SQLite file.
+
+    Open it with :meth:`open` (``async with await Repository.open(path) as repo``). One instance
+    per process is plenty; several are safe too, in one process or many.
+    """
+
     def __init__(
         self, connection: aiosqlite.Connection, path: Path, defaults: Limits, clock: Clock
     ):
@@ -55,20 +116,35 @@ class Repository:
         self.path = path
         self.defaults = defaults
         self._clock = clock
-        self._lock = asyncio.Lock()  # one transaction at a time on this connection
+        self._lock = asyncio.Lock()
+        self._closed = False
 
     @classmethod
     async def open(
-        cls, path: str | Path, *, defaults: Limits | None = None, clock: Clock = time.time
+        cls,
+        path: str | Path,
+        *,
+        defaults: Limits | None = None,
+        clock: Clock = time.time,
+        busy_timeout_s: float = db.BUSY_TIMEOUT_S,
+        synchronous: str = "FULL",
     ) -> Repository:
+        """Connect and migrate; ``defaults`` are the bot settings' limits, below any DB row."""
         path = Path(path)
-        connection = await db.connect(path)
-        await db.migrate(connection)
+        connection = await db.connect(path, busy_timeout_s=busy_timeout_s, synchronous=synchronous)
+        try:
+            await db.migrate(connection)
+        except BaseException:
+            await connection.close()
+            raise
         return cls(connection, path, defaults or Limits(), clock)
 
     async def close(self) -> None:
+        """Wait for the step in progress, then close; closing twice is harmless."""
         async with self._lock:
-            await self._db.close()
+            if not self._closed:
+                self._closed = True
+                await self._db.close()
 
     async def __aenter__(self) -> Repository:
         return self
@@ -76,170 +152,326 @@ class Repository:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+    # plumbing ------------------------------------------------------------------------------
 
-    async def _fetchone(self, sql: str, params: tuple = ()) -> aiosqlite.Row | None:
-        async with self._lock, self._db.execute(sql, params) as cursor:
+    def _now(self, now: float | None) -> float:
+        return self._clock() if now is None else float(now)
+
+    @asynccontextmanager
+    async def _step(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Exclusive use of the connection for one read or one transaction."""
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("the repository is closed")
+            if self._db.in_transaction:  # left open by a step cancelled mid-way
+                log.warning("rolling back a transaction a cancelled step left open")
+                await self._rollback()
+            yield self._db
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed if the block returns, else rolled back.
+
+        If the caller is cancelled while COMMIT is on its way, SQLite may still commit; the
+        rollback that follows then finds nothing to undo. Either way the connection is left
+        outside any transaction for the next step.
+        """
+        async with self._step() as connection:
+            try:
+                await db.begin_immediate(connection)
+                yield connection
+                await connection.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+
+    async def _rollback(self) -> None:
+        """Roll back even when the caller is being cancelled: the ROLLBACK is queued at once on
+        the connection's thread, ahead of any later step, and runs to completion."""
+        task = asyncio.ensure_future(self._quiet_rollback())
+        await asyncio.shield(task)
+
+    async def _quiet_rollback(self) -> None:
+        try:
+            await self._db.execute("ROLLBACK")
+        except sqlite3.Error as error:  # nothing was open: COMMIT got there first
+            log.debug("rollback not needed: %s", error)
+
+    async def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        async with self._step() as connection:
+            rows = await db.retry_busy(lambda: connection.execute_fetchall(sql, params))
+        return list(rows)
+
+    @staticmethod
+    async def _fetchall(
+        connection: aiosqlite.Connection, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[Any]:
+        return list(await connection.execute_fetchall(sql, params))
+
+    @staticmethod
+    async def _fetchone(
+        connection: aiosqlite.Connection, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> Any:
+        async with connection.execute(sql, params) as cursor:
             return await cursor.fetchone()
 
-    async def _fetchall(self, sql: str, params: tuple = ()) -> list[aiosqlite.Row]:
-        async with self._lock, self._db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+    async def _audit(
+        self,
+        connection: aiosqlite.Connection,
+        scope: tuple[str, str],
+        actor: str,
+        action: str,
+        target: str,
+        old: str | None,
+        new: str | None,
+        now: float,
+    ) -> None:
+        """Written inside the admin action's own transaction: no change without its record."""
+        await connection.execute(
+            """INSERT INTO audit_log (platform, chat_id, actor, action, target, old_value,
+                                      new_value, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            (*scope, cap_name(actor), action, target, old, new, now),
+        )
 
     # users ---------------------------------------------------------------------------------
 
-    async def upsert_user(self, platform: str, platform_user_id: str, display_name: str) -> User:
-        now = self._clock()
-        async with (
-            self._transaction() as conn,
-            conn.execute(
-                """INSERT INTO users (platform, platform_user_id, display_name, first_seen,
-                                      last_seen)
-                   VALUES (?, ?, ?, ?, ?)
-                   ON CONFLICT (platform, platform_user_id)
-                   DO UPDATE SET display_name = excluded.display_name,
-                                 last_seen = excluded.last_seen
-                   RETURNING *""",
-                (
-                    platform,
-                    cap(platform_user_id, MAX_NAME_CHARS),
-                    cap(display_name, MAX_NAME_CHARS) or "?",
-                    now,
-                    now,
-                ),
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
-        return User(**dict(row))
+    async def upsert_user(
+        self,
+        platform: str,
+        platform_user_id: str,
+        display_name: str,
+        *,
+        now: float | None = None,
+    ) -> User:
+        """Record that someone turned up, keeping their latest name; returns their record."""
+        platform = cap(platform, MAX_ID_CHARS)
+        if not platform:
+            raise ValueError("a user needs a platform")
+        now = self._now(now)
+        async with self._write() as connection:
+            row = await self._fetchone(
+                connection,
+                f"""INSERT INTO users (platform, platform_user_id, display_name, first_seen,
+                                       last_seen)
+                    VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (platform, platform_user_id) DO UPDATE
+                    SET display_name = excluded.display_name,
+                        last_seen = max(last_seen, excluded.last_seen)
+                    RETURNING {_columns(User)}""",
+                (platform, cap(platform_user_id, MAX_ID_CHARS), cap_name(display_name), now, now),
+            )
+        return _record(User, row)
+
+    async def get_user(self, user_id: int) -> User | None:
+        rows = await self._read(f"SELECT {_columns(User)} FROM users WHERE id = ?", (user_id,))
+        return _record(User, rows[0]) if rows else None
 
     async def find_user(self, platform: str, name_or_id: str) -> User | None:
-        """A user of this platform by id, or by display name (case-insensitive, most recent)."""
-        needle = name_or_id.strip().lstrip("@")
-        row = await self._fetchone(
-            """SELECT * FROM users WHERE platform = ?
-               AND (platform_user_id = ? OR lower(display_name) = lower(?))
-               ORDER BY platform_user_id = ? DESC, last_seen DESC LIMIT 1""",
-            (platform, needle, needle, needle),
+        """Someone on this platform by id, else by display name (any case, most recently seen);
+        how moderators point at a user they cannot mention."""
+        needle = cap(name_or_id.strip().lstrip("@"), MAX_ID_CHARS)
+        rows = await self._read(
+            f"""SELECT {_columns(User)} FROM users
+                WHERE platform = ? AND (platform_user_id = ? OR lower(display_name) = lower(?))
+                ORDER BY platform_user_id = ? DESC, last_seen DESC LIMIT 1""",
+            (cap(platform, MAX_ID_CHARS), needle, needle, needle),
         )
-        return User(**dict(row)) if row else None
+        return _record(User, rows[0]) if rows else None
 
     # limits --------------------------------------------------------------------------------
 
     async def effective_limits(self, platform: str, chat_id: str) -> Limits:
-        rows = await self._fetchall(
-            """SELECT platform, name, value FROM limits
-               WHERE (platform = ? AND chat_id = ?) OR (platform = ? AND chat_id = ?)
-               ORDER BY platform = ? ASC""",
-            (GLOBAL, GLOBAL, platform, chat_id, platform),
-        )
-        return self._limits_from(rows)
+        """Code defaults, then global rows, then platform rows, then the chat's own rows."""
+        async with self._step() as connection:
+            return await self._limits(connection, _scope(platform, chat_id))
 
-    def _limits_from(self, rows: list[aiosqlite.Row]) -> Limits:
+    async def _limits(self, connection: aiosqlite.Connection, scope: tuple[str, str]) -> Limits:
+        rows = await self._fetchall(
+            connection,
+            f"""SELECT name, value FROM limits WHERE {_SCOPE_CHAIN}
+                ORDER BY (platform <> '') + (chat_id <> '')""",
+            {"platform": scope[0], "chat_id": scope[1]},
+        )
         limits = self.defaults
-        for row in rows:  # global rows first, chat rows last: the chat's word wins
-            limits = limits.with_value(row["name"], row["value"])
+        for name, value in rows:  # least specific first: the chat's word is the last word
+            try:
+                limits = limits.with_value(name, value)
+            except ValueError as error:  # a row written by hand must not take the bot down
+                log.warning("ignoring limit row %s=%r in %s: %s", name, value, scope, error)
         return limits
 
     async def set_limit(
-        self, platform: str, chat_id: str, name: str, value: int, actor: str
+        self,
+        platform: str,
+        chat_id: str,
+        name: str,
+        value: int,
+        actor: str,
+        *,
+        now: float | None = None,
     ) -> int | None:
-        """Set one limit for a chat (or globally with ``GLOBAL``); returns the old override."""
-        if name not in LIMIT_NAMES:
-            raise ValueError(f"unknown limit {name!r}; limits are {', '.join(LIMIT_NAMES)}")
-        async with self._transaction() as conn:
-            async with conn.execute(
-                "SELECT value FROM limits WHERE platform = ? AND chat_id = ? AND name = ?",
-                (platform, chat_id, name),
-            ) as cursor:
-                old = await cursor.fetchone()
-            await conn.execute(
-                """INSERT INTO limits (platform, chat_id, name, value) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (platform, chat_id, name) DO UPDATE SET value = excluded.value""",
-                (platform, chat_id, name, int(value)),
-            )
-            await self._audit(
-                conn,
-                platform,
-                chat_id,
-                actor,
-                f"set {name}",
-                "",
-                None if old is None else str(old[0]),
-                str(int(value)),
-            )
-        return None if old is None else int(old[0])
+        """Override one limit in a scope (``GLOBAL`` for everywhere); returns the old override.
 
-    async def set_enabled(self, platform: str, chat_id: str, enabled: bool, actor: str) -> None:
-        await self.set_limit(platform, chat_id, "enabled", int(enabled), actor)
+        The audit row with old → new is written in the same transaction as the change.
+        """
+        return await self._change_limit(platform, chat_id, name, value, actor, now)
+
+    async def unset_limit(
+        self, platform: str, chat_id: str, name: str, actor: str, *, now: float | None = None
+    ) -> int | None:
+        """Drop a scope's override so the wider default applies again; returns what it was."""
+        return await self._change_limit(platform, chat_id, name, None, actor, now)
+
+    async def set_enabled(
+        self, platform: str, chat_id: str, enabled: bool, actor: str, *, now: float | None = None
+    ) -> bool | None:
+        """Switch the bot on or off in a scope; returns the scope's previous switch, if any."""
+        old = await self.set_limit(platform, chat_id, "enabled", int(enabled), actor, now=now)
+        return None if old is None else bool(old)
+
+    async def _change_limit(
+        self,
+        platform: str,
+        chat_id: str,
+        name: str,
+        value: int | None,
+        actor: str,
+        now: float | None,
+    ) -> int | None:
+        """Set (or with ``None`` drop) one override, and audit it in the same transaction."""
+        check_limit(name, 0 if value is None else value)
+        scope = _scope(platform, chat_id)
+        now = self._now(now)
+        key = (*scope, name)
+        async with self._write() as connection:
+            row = await self._fetchone(
+                connection,
+                "SELECT value FROM limits WHERE platform = ? AND chat_id = ? AND name = ?",
+                key,
+            )
+            old = None if row is None else int(row[0])
+            if value is None:
+                if old is None:
+                    return None
+                await connection.execute(
+                    "DELETE FROM limits WHERE platform = ? AND chat_id = ? AND name = ?", key
+                )
+            else:
+                await connection.execute(
+                    """INSERT INTO limits (platform, chat_id, name, value, updated_at, updated_by)
+                       VALUES (?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (platform, chat_id, name) DO UPDATE
+                       SET value = excluded.value, updated_at = excluded.updated_at,
+                           updated_by = excluded.updated_by""",
+                    (*key, int(value), now, cap_name(actor)),
+                )
+            await self._audit(
+                connection,
+                scope,
+                actor,
+                f"unset {name}" if value is None else f"set {name}",
+                "",
+                None if old is None else str(old),
+                None if value is None else str(int(value)),
+                now,
+            )
+        return old
 
     # melodies ------------------------------------------------------------------------------
 
     async def reserve_generation(
         self,
-        user: User,
+        user: User | int,
         platform: str,
         chat_id: str,
         request_text: str,
-        request: dict,
+        parsed_request: dict[str, Any],
         model_name: str,
         model_version: str,
         rng_seed: int,
+        *,
+        now: float | None = None,
     ) -> int:
-        """Check ban, chat switch, daily quota and cooldown and record a pending melody, atomically.
+        """Check ban, on/off switch, daily quota and cooldown, and record a pending melody:
+        one atomic step, whatever else runs in this process or another.
 
-        Raises a :class:`~storage.models.Refusal` instead of recording when the user may not
-        compose now. Failed melodies do not count against the quota.
+        Returns the new melody's id, or raises a :class:`~storage.models.Refusal` (``Banned``,
+        ``ChatDisabled``, ``QuotaExceeded``, ``CooldownActive``) and records nothing. Quota and
+        cooldown count this user's accepted requests in this chat over a rolling day; failed
+        melodies give their slot back. Deleting history does not: the count lives in ``usage``.
         """
-        now = self._clock()
-        async with self._transaction() as conn:
-            ban = await self._active_ban(conn, platform, chat_id, user.id, now)
+        user_id = _user_id(user)
+        scope = _scope(platform, chat_id)
+        if int(rng_seed) not in _INT64:
+            raise ValueError(f"rng_seed {rng_seed} does not fit in 64 bits")
+        request_json = encodable(
+            json.dumps(parsed_request, sort_keys=True, ensure_ascii=False, default=str)
+        )
+        now = self._now(now)
+        async with self._write() as connection:
+            ban = await self._active_ban(connection, user_id, scope, now)
             if ban is not None:
                 raise Banned(ban)
-            async with conn.execute(
-                """SELECT platform, name, value FROM limits
-                   WHERE (platform = ? AND chat_id = ?) OR (platform = ? AND chat_id = ?)
-                   ORDER BY platform = ? ASC""",
-                (GLOBAL, GLOBAL, platform, chat_id, platform),
-            ) as cursor:
-                limits = self._limits_from(list(await cursor.fetchall()))
+            limits = await self._limits(connection, scope)
             if not limits.enabled:
-                raise ChatDisabled()
-            async with conn.execute(
-                """SELECT count(*), min(created_at), max(created_at) FROM generations
-                   WHERE user_id = ? AND status != 'failed' AND created_at > ?""",
-                (user.id, now - DAY_S),
-            ) as cursor:
-                count, oldest, newest = await cursor.fetchone()
-            if newest is not None and now - newest < limits.cooldown_s:
-                raise CooldownActive(limits.cooldown_s - (now - newest))
-            if count >= limits.daily_quota:
-                raise QuotaExceeded(limits.daily_quota, (oldest or now) + DAY_S)
-            async with conn.execute(
+                raise ChatDisabled(*scope)
+            await self._check_rate(connection, user_id, scope, limits, now)
+            row = await self._fetchone(
+                connection,
                 """INSERT INTO generations (user_id, platform, chat_id, request_text, request_json,
                        model_name, model_version, rng_seed, status, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)""",
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?) RETURNING id""",
                 (
-                    user.id,
-                    platform,
-                    chat_id,
+                    user_id,
+                    *scope,
                     cap(request_text, MAX_REQUEST_CHARS),
-                    json.dumps(request, sort_keys=True),
-                    model_name,
-                    model_version,
+                    request_json,
+                    cap(model_name, MAX_ID_CHARS),
+                    cap(model_version, MAX_ID_CHARS),
                     int(rng_seed),
                     now,
                 ),
-            ) as cursor:
-                return int(cursor.lastrowid)
+            )
+            generation_id = int(row[0])
+            await connection.execute(
+                """INSERT INTO usage (user_id, platform, chat_id, created_at, generation_id)
+                   VALUES (?, ?, ?, ?, ?)""",
+                (user_id, *scope, now, generation_id),
+            )
+        return generation_id
+
+    async def _check_rate(
+        self,
+        connection: aiosqlite.Connection,
+        user_id: int,
+        scope: tuple[str, str],
+        limits: Limits,
+        now: float,
+    ) -> None:
+        """Quota before cooldown: "come back tomorrow" beats "wait 10 s" and then a refusal."""
+        window_start = now - QUOTA_WINDOW_S
+        where = """user_id = ? AND platform = ? AND chat_id = ? AND counts = 1
+                   AND created_at > ?"""
+        count, newest = await self._fetchone(
+            connection,
+            f"""SELECT coalesce(sum(created_at > ?), 0), max(created_at) FROM usage
+                WHERE {where}""",
+            (window_start, user_id, *scope, min(window_start, now - limits.cooldown_s)),
+        )
+        if count >= limits.daily_quota:
+            # The slot that frees first is the oldest one that keeps the count at the quota.
+            row = await self._fetchone(
+                connection,
+                f"SELECT created_at FROM usage WHERE {where} ORDER BY created_at LIMIT 1 OFFSET ?",
+                (user_id, *scope, window_start, count - limits.daily_quota),
+            )
+            resets_at = (now if row is None else row[0]) + QUOTA_WINDOW_S
+            raise QuotaExceeded(limits.daily_quota, resets_at)
+        if newest is not None and limits.cooldown_s > 0:
+            elapsed = max(0.0, now - newest)  # another host's clock may run ahead
+            if elapsed < limits.cooldown_s:
+                raise CooldownActive(limits.cooldown_s - elapsed)
 
     async def complete_generation(
         self,
@@ -247,72 +479,140 @@ class Repository:
         midi: bytes,
         melody_key: str | None = None,
         steps: int | None = None,
-    ) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(
+        *,
+        now: float | None = None,
+    ) -> bool:
+        """Store the finished melody; False if it is gone (forgotten) or no longer pending."""
+        now = self._now(now)
+        async with self._write() as connection:
+            cursor = await connection.execute(
                 """UPDATE generations SET status = 'done', midi = ?, melody_key = ?, steps = ?,
-                          completed_at = ?, error = NULL WHERE id = ?""",
-                (midi, melody_key, steps, self._clock(), generation_id),
+                          completed_at = ?, error = NULL
+                   WHERE id = ? AND status = 'pending'""",
+                (
+                    bytes(midi),
+                    None if melody_key is None else cap(melody_key, MAX_ID_CHARS),
+                    None if steps is None else int(steps),
+                    now,
+                    generation_id,
+                ),
             )
+            return cursor.rowcount > 0
 
-    async def fail_generation(self, generation_id: int, error: str) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(
-                """UPDATE generations SET status = 'failed', error = ?, completed_at = ?
-                   WHERE id = ?""",
-                (cap(error, MAX_ERROR_CHARS), self._clock(), generation_id),
+    async def fail_generation(
+        self, generation_id: int, error: str, *, now: float | None = None
+    ) -> bool:
+        """Record why a melody failed and give its quota slot back."""
+        failed = await self._fail(
+            "id = ? AND status = 'pending'", (generation_id,), error, self._now(now)
+        )
+        return failed > 0
+
+    async def fail_stale_pending(
+        self, older_than_s: float = 3600.0, *, now: float | None = None
+    ) -> int:
+        """Mark melodies a stopped process never finished as failed; run it at start-up.
+
+        A process killed mid-melody leaves its row pending forever, holding a quota slot and
+        looking in-flight to retention; this lets the slot go after ``older_than_s``.
+        """
+        now = self._now(now)
+        return await self._fail(
+            "status = 'pending' AND created_at < ?",
+            (now - older_than_s,),
+            "abandoned: the bot stopped before the melody was finished",
+            now,
+        )
+
+    async def _fail(self, where: str, params: tuple[Any, ...], error: str, now: float) -> int:
+        async with self._write() as connection:
+            rows = await self._fetchall(
+                connection,
+                f"""UPDATE generations SET status = 'failed', error = ?, completed_at = ?
+                    WHERE {where} RETURNING id""",
+                (cap(error, MAX_ERROR_CHARS), now, *params),
             )
+            await connection.executemany(
+                "UPDATE usage SET counts = 0 WHERE generation_id = ?", [(r[0],) for r in rows]
+            )
+        return len(rows)
 
     async def get_generation(self, generation_id: int) -> Generation | None:
-        row = await self._fetchone("SELECT * FROM generations WHERE id = ?", (generation_id,))
-        return Generation(**dict(row)) if row else None
-
-    async def history(self, user_id: int, limit: int = 5, offset: int = 0) -> list[Generation]:
-        """A user's finished melodies, newest first."""
-        rows = await self._fetchall(
-            """SELECT * FROM generations WHERE user_id = ? AND status = 'done'
-               ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?""",
-            (user_id, max(0, limit), max(0, offset)),
+        rows = await self._read(
+            f"SELECT {_columns(Generation)} FROM generations WHERE id = ?", (generation_id,)
         )
-        return [Generation(**dict(r)) for r in rows]
+        return _record(Generation, rows[0]) if rows else None
 
-    async def count_history(self, user_id: int) -> int:
-        row = await self._fetchone(
-            "SELECT count(*) FROM generations WHERE user_id = ? AND status = 'done'", (user_id,)
+    async def history(self, user: User | int, limit: int = 5, offset: int = 0) -> list[Generation]:
+        """A user's finished melodies, newest first, one page at a time."""
+        rows = await self._read(
+            f"""SELECT {_columns(Generation)} FROM generations
+                WHERE user_id = ? AND status = 'done'
+                ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?""",
+            (_user_id(user), min(max(0, limit), MAX_PAGE), max(0, offset)),
         )
-        return int(row[0])
+        return [_record(Generation, r) for r in rows]
 
-    async def forget_user(self, user_id: int) -> int:
-        """Delete every melody of a user ("forget me"); bans and the audit log stay."""
-        async with (
-            self._transaction() as conn,
-            conn.execute("DELETE FROM generations WHERE user_id = ?", (user_id,)) as cursor,
-        ):
+    async def count_history(self, user: User | int) -> int:
+        rows = await self._read(
+            "SELECT count(*) FROM generations WHERE user_id = ? AND status = 'done'",
+            (_user_id(user),),
+        )
+        return int(rows[0][0])
+
+    async def forget_user(self, user: User | int) -> int:
+        """Delete every melody of a user ("forget me"); returns how many.
+
+        Bans, the audit log and the content-free quota ledger stay: forgetting must not lift a
+        ban or reset a quota. Melodies still being composed go too; their completion then
+        finds nothing to store.
+        """
+        async with self._write() as connection:
+            cursor = await connection.execute(
+                "DELETE FROM generations WHERE user_id = ?", (_user_id(user),)
+            )
             return cursor.rowcount
 
     async def apply_retention(
-        self, keep_last: int | None = None, keep_days: int | None = None
+        self,
+        keep_last: int | None = None,
+        keep_days: float | None = None,
+        *,
+        now: float | None = None,
     ) -> int:
-        """Drop melodies beyond the last ``keep_last`` per user or older than ``keep_days``."""
+        """Delete finished melodies beyond each user's newest ``keep_last`` or older than
+        ``keep_days``; pending ones are left to finish. Returns how many melodies went.
+
+        Quota rows older than the quota window go too; they are all the ledger needs.
+        """
+        if keep_last is not None and keep_last < 0:
+            raise ValueError("keep_last must be zero or more")
+        if keep_days is not None and keep_days < 0:
+            raise ValueError("keep_days must be zero or more")
+        now = self._now(now)
         deleted = 0
-        async with self._transaction() as conn:
+        async with self._write() as connection:
             if keep_days is not None:
-                async with conn.execute(
-                    "DELETE FROM generations WHERE created_at < ? AND status != 'pending'",
-                    (self._clock() - keep_days * DAY_S,),
-                ) as cursor:
-                    deleted += cursor.rowcount
+                cursor = await connection.execute(
+                    "DELETE FROM generations WHERE status <> 'pending' AND created_at < ?",
+                    (now - keep_days * DAY_S,),
+                )
+                deleted += cursor.rowcount
             if keep_last is not None:
-                async with conn.execute(
+                cursor = await connection.execute(
                     """DELETE FROM generations WHERE id IN (
                            SELECT id FROM (
                                SELECT id, status, row_number() OVER (
-                                   PARTITION BY user_id ORDER BY created_at DESC, id DESC) AS rank
-                               FROM generations)
-                           WHERE rank > ? AND status != 'pending')""",
+                                   PARTITION BY user_id ORDER BY created_at DESC, id DESC
+                               ) AS newest
+                               FROM generations WHERE status <> 'pending')
+                           WHERE newest > ?)""",
                     (keep_last,),
-                ) as cursor:
-                    deleted += cursor.rowcount
+                )
+                deleted += cursor.rowcount
+            await connection.execute(
+                "DELETE FROM usage WHERE created_at < ?", (now - USAGE_KEPT_S,)
+            )
         return deleted
 
     # bans ----------------------------------------------------------------------------------
@@ -325,129 +625,141 @@ class Repository:
         actor: str,
         reason: str = "",
         duration_s: float | None = None,
+        *,
+        now: float | None = None,
     ) -> Ban:
-        now = self._clock()
-        expires = None if duration_s is None else now + duration_s
-        async with self._transaction() as conn:
-            async with conn.execute(
-                """INSERT INTO bans (platform, chat_id, user_id, banned_by, reason, created_at,
-                                     expires_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *""",
+        """Bar a user from a scope (a chat, or ``GLOBAL`` for the whole platform), for good or
+        for ``duration_s``. A ban already in force in the scope is the audit row's old value."""
+        scope = _scope(platform, chat_id)
+        if scope[0] not in (GLOBAL, user.platform):
+            raise ValueError(f"a {user.platform} user cannot be banned on {scope[0]}")
+        if duration_s is not None and not duration_s > 0:
+            raise ValueError("a ban lasts a positive number of seconds, or for good (None)")
+        now = self._now(now)
+        expires_at = None if duration_s is None else now + duration_s
+        async with self._write() as connection:
+            before = await self._active_ban(connection, user.id, scope, now, exact=True)
+            row = await self._fetchone(
+                connection,
+                f"""INSERT INTO bans (user_id, platform, chat_id, banned_by, reason, created_at,
+                                      expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_columns(Ban)}""",
                 (
-                    platform,
-                    chat_id,
                     user.id,
-                    cap(actor, MAX_NAME_CHARS),
-                    cap(reason, MAX_REASON_CHARS),
+                    *scope,
+                    cap_name(actor),
+                    cap(reason.strip(), MAX_REASON_CHARS),
                     now,
-                    expires,
+                    expires_at,
                 ),
-            ) as cursor:
-                row = dict(await cursor.fetchone())
+            )
+            ban = _record(Ban, row)
             await self._audit(
-                conn,
-                platform,
-                chat_id,
+                connection,
+                scope,
                 actor,
                 "ban",
-                user.display_name,
-                None,
-                _ban_text(reason, expires),
+                _user_label(user),
+                None if before is None else _ban_label(before),
+                _ban_label(ban),
+                now,
             )
-        return _ban_from(row)
+        return ban
 
-    async def unban(self, platform: str, chat_id: str, user: User, actor: str) -> bool:
-        now = self._clock()
-        async with self._transaction() as conn:
-            async with conn.execute(
+    async def unban(
+        self, platform: str, chat_id: str, user: User, actor: str, *, now: float | None = None
+    ) -> bool:
+        """Lift the user's bans in exactly this scope; False if there was none in force.
+
+        A chat's moderators cannot lift a platform-wide ban by unbanning in their chat.
+        """
+        scope = _scope(platform, chat_id)
+        now = self._now(now)
+        async with self._write() as connection:
+            before = await self._active_ban(connection, user.id, scope, now, exact=True)
+            if before is None:
+                return False
+            await connection.execute(
                 """UPDATE bans SET lifted_at = ?, lifted_by = ?
-                   WHERE platform = ? AND chat_id IN (?, ?) AND user_id = ? AND lifted_at IS NULL
+                   WHERE user_id = ? AND platform = ? AND chat_id = ? AND lifted_at IS NULL
                      AND (expires_at IS NULL OR expires_at > ?)""",
-                (now, cap(actor, MAX_NAME_CHARS), platform, chat_id, GLOBAL, user.id, now),
-            ) as cursor:
-                lifted = cursor.rowcount
-            if lifted:
-                await self._audit(
-                    conn, platform, chat_id, actor, "unban", user.display_name, "banned", None
-                )
-        return lifted > 0
+                (now, cap_name(actor), user.id, *scope, now),
+            )
+            await self._audit(
+                connection, scope, actor, "unban", _user_label(user), _ban_label(before), None, now
+            )
+        return True
 
-    async def active_ban(self, platform: str, chat_id: str, user_id: int) -> Ban | None:
-        async with self._lock:
-            return await self._active_ban(self._db, platform, chat_id, user_id, self._clock())
+    async def active_ban(
+        self, platform: str, chat_id: str, user: User | int, *, now: float | None = None
+    ) -> Ban | None:
+        """The ban keeping a user out of a chat (its own, or its platform's), if any; expired
+        and lifted bans do not count. The longest-lasting one wins."""
+        async with self._step() as connection:
+            return await self._active_ban(
+                connection, _user_id(user), _scope(platform, chat_id), self._now(now)
+            )
 
     @staticmethod
-    async def _active_ban(conn, platform: str, chat_id: str, user_id: int, now: float):
-        async with conn.execute(
-            """SELECT * FROM bans WHERE platform = ? AND chat_id IN (?, ?) AND user_id = ?
-                 AND lifted_at IS NULL AND (expires_at IS NULL OR expires_at > ?)
-               ORDER BY expires_at IS NULL DESC, expires_at DESC LIMIT 1""",
-            (platform, chat_id, GLOBAL, user_id, now),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return _ban_from(dict(row)) if row else None
-
-    # audit and statistics ------------------------------------------------------------------
-
-    async def _audit(self, conn, platform, chat_id, actor, action, target, old, new) -> None:
-        await conn.execute(
-            """INSERT INTO audit_log (platform, chat_id, actor, action, target, old_value,
-                                      new_value, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                platform,
-                chat_id,
-                cap(actor, MAX_NAME_CHARS),
-                action,
-                cap(target, MAX_NAME_CHARS),
-                old,
-                new,
-                self._clock(),
-            ),
+    async def _active_ban(
+        connection: aiosqlite.Connection,
+        user_id: int,
+        scope: tuple[str, str],
+        now: float,
+        *,
+        exact: bool = False,
+    ) -> Ban | None:
+        where = "platform = :platform AND chat_id = :chat_id" if exact else _SCOPE_CHAIN
+        row = await Repository._fetchone(
+            connection,
+            f"""SELECT {_columns(Ban)} FROM bans
+                WHERE user_id = :user_id AND ({where}) AND lifted_at IS NULL
+                  AND (expires_at IS NULL OR expires_at > :now)
+                ORDER BY expires_at IS NULL DESC, expires_at DESC, id DESC LIMIT 1""",
+            {"user_id": user_id, "platform": scope[0], "chat_id": scope[1], "now": now},
         )
+        return None if row is None else _record(Ban, row)
 
-    async def audit_log(self, platform: str, chat_id: str, limit: int = 10) -> list[AuditEntry]:
-        rows = await self._fetchall(
-            """SELECT * FROM audit_log WHERE platform = ? AND chat_id = ?
-               ORDER BY id DESC LIMIT ?""",
-            (platform, chat_id, max(0, limit)),
-        )
-        return [AuditEntry(**dict(r)) for r in rows]
+    # audit, statistics, backup -------------------------------------------------------------
 
-    async def stats(self, platform: str, chat_id: str, days: int = 7) -> dict[str, list]:
-        """Finished melodies per day and per user in one chat over the last ``days`` days."""
-        since = self._clock() - days * DAY_S
-        per_day = await self._fetchall(
-            """SELECT date(created_at, 'unixepoch') AS day, count(*) AS n FROM generations
-               WHERE platform = ? AND chat_id = ? AND status = 'done' AND created_at > ?
-               GROUP BY day ORDER BY day DESC""",
-            (platform, chat_id, since),
+    async def audit_log(
+        self, platform: str, chat_id: str, limit: int = 10, offset: int = 0
+    ) -> list[AuditEntry]:
+        """Moderator actions in exactly this scope, newest first."""
+        rows = await self._read(
+            f"""SELECT {_columns(AuditEntry)} FROM audit_log WHERE platform = ? AND chat_id = ?
+                ORDER BY id DESC LIMIT ? OFFSET ?""",
+            (*_scope(platform, chat_id), min(max(0, limit), MAX_PAGE), max(0, offset)),
         )
-        per_user = await self._fetchall(
-            """SELECT u.display_name AS name, count(*) AS n FROM generations g
-               JOIN users u ON u.id = g.user_id
-               WHERE g.platform = ? AND g.chat_id = ? AND g.status = 'done' AND g.created_at > ?
-               GROUP BY g.user_id ORDER BY n DESC, name LIMIT 20""",
-            (platform, chat_id, since),
+        return [_record(AuditEntry, r) for r in rows]
+
+    async def stats(
+        self, platform: str, chat_id: str, days: int = 7, *, now: float | None = None
+    ) -> Stats:
+        """Finished melodies per UTC day and per user over the last ``days`` days; ``GLOBAL``
+        as chat (or as both) counts the whole platform (or everything)."""
+        platform, chat_id = _scope(platform, chat_id)
+        params = {"platform": platform, "chat_id": chat_id, "since": self._now(now) - days * DAY_S}
+        where = """(:platform = '' OR g.platform = :platform)
+                   AND (:chat_id = '' OR g.chat_id = :chat_id)
+                   AND g.status = 'done' AND g.created_at > :since"""
+        per_day = await self._read(
+            f"""SELECT date(g.created_at, 'unixepoch') AS day, count(*) FROM generations g
+                WHERE {where} GROUP BY day ORDER BY day DESC""",
+            params,
+        )
+        per_user = await self._read(
+            f"""SELECT u.display_name, count(*) AS n FROM generations g
+                JOIN users u ON u.id = g.user_id
+                WHERE {where} GROUP BY g.user_id ORDER BY n DESC, u.display_name LIMIT 20""",
+            params,
         )
         return {
-            "per_day": [(r["day"], r["n"]) for r in per_day],
-            "per_user": [(r["name"], r["n"]) for r in per_user],
+            "per_day": [(day, int(n)) for day, n in per_day],
+            "per_user": [(name, int(n)) for name, n in per_user],
         }
 
-    async def backup(self, destination: str | Path) -> None:
-        """A consistent copy of the live database (SQLite backup API), made off the event loop."""
-        await asyncio.to_thread(db.backup, self.path, Path(destination))
-
-
-def _ban_from(row: dict) -> Ban:
-    return Ban(**{k: row[k] for k in Ban.__dataclass_fields__})
-
-
-def _ban_text(reason: str, expires: float | None) -> str:
-    until = (
-        "permanent"
-        if expires is None
-        else time.strftime("until %Y-%m-%d %H:%M UTC", time.gmtime(expires))
-    )
-    return f"{until}; {cap(reason, MAX_REASON_CHARS)}" if reason else until
+    async def backup(self, destination: str | Path) -> Path:
+        """A consistent copy of the live file, made on a thread with its own connection so
+        this repository keeps serving (see :func:`storage.db.backup`)."""
+        return await asyncio.to_thread(db.backup, self.path, Path(destination))

@@ -1,6 +1,7 @@
 """The repository on real SQLite files: users, melodies, limits, bans, audit, retention."""
 
-import asyncio
+from __future__ import annotations
+
 import sqlite3
 
 import pytest
@@ -14,11 +15,14 @@ from storage import (
     QuotaExceeded,
     Repository,
 )
-from storage.repository import MAX_NAME_CHARS, MAX_REQUEST_CHARS
+from storage.text import MAX_ERROR_CHARS, MAX_NAME_CHARS, MAX_REASON_CHARS, MAX_REQUEST_CHARS
+
+T0 = 1_700_000_000.0
+DAY = 86_400.0
 
 
 class Clock:
-    def __init__(self, now: float = 1_700_000_000.0):
+    def __init__(self, now: float = T0):
         self.now = now
 
     def __call__(self) -> float:
@@ -26,217 +30,384 @@ class Clock:
 
 
 @pytest.fixture
-def clock():
+def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
 async def repo(tmp_path, clock):
-    repository = await Repository.open(
-        tmp_path / "bot.sqlite3", defaults=Limits(daily_quota=5, cooldown_s=0), clock=clock
-    )
-    yield repository
-    await repository.close()
+    defaults = Limits(daily_quota=5, cooldown_s=0, max_bars=32, max_seed_notes=16)
+    async with await Repository.open(
+        tmp_path / "bot.sqlite3", defaults=defaults, clock=clock
+    ) as repository:
+        yield repository
 
 
-async def _melody(repo, user, chat="chat-1", text="C4 D4"):
+async def _melody(repo, user, chat="chat-1", text="C4 D4", platform="discord"):
     generation_id = await repo.reserve_generation(
-        user, "discord", chat, text, {"seed": [[60, 4]]}, "esac-lstm", "v1", 42
+        user, platform, chat, text, {"seed": [[60, 4]], "bars": 8}, "esac-lstm", "v1", 42
     )
-    await repo.complete_generation(generation_id, b"MThd-bytes", "C", 32)
+    assert await repo.complete_generation(generation_id, b"MThd" + bytes(8), "G", 128)
     return generation_id
 
 
-async def test_pragmas_are_set(repo, tmp_path):
-    assert (await repo._fetchone("PRAGMA journal_mode"))[0] == "wal"
-    assert (await repo._fetchone("PRAGMA foreign_keys"))[0] == 1
-    assert (await repo._fetchone("PRAGMA busy_timeout"))[0] == 30000
-
-
-async def test_users_are_upserted(repo, clock):
+async def test_users_are_upserted_by_platform_id(repo, clock):
     first = await repo.upsert_user("discord", "111", "Ann")
     clock.now += 60
     again = await repo.upsert_user("discord", "111", "Ann B.")
+    other = await repo.upsert_user("telegram", "111", "Ann")
     assert again.id == first.id and again.display_name == "Ann B."
-    assert again.first_seen == first.first_seen and again.last_seen == first.last_seen + 60
-    other_platform = await repo.upsert_user("telegram", "111", "Ann")
-    assert other_platform.id != first.id
-    assert (await repo.find_user("discord", "@ann b.")).id == first.id
-    assert (await repo.find_user("discord", "111")).id == first.id
+    assert (again.first_seen, again.last_seen) == (T0, T0 + 60)
+    assert other.id != first.id
+    assert await repo.get_user(first.id) == again
+    assert await repo.find_user("discord", "@ann b.") == again
+    assert await repo.find_user("discord", "111") == again
     assert await repo.find_user("discord", "nobody") is None
 
 
-async def test_a_melody_is_stored_with_everything_to_redo_it(repo):
-    user = await repo.upsert_user("discord", "1", "Ann")
-    generation_id = await _melody(repo, user)
+async def test_over_long_and_odd_text_is_capped_not_refused(repo):
+    user = await repo.upsert_user("discord", "1", "N" * 5000 + "\x00")
+    assert len(user.display_name) == MAX_NAME_CHARS and user.display_name.endswith("…")
+    assert (await repo.upsert_user("discord", "2", "   ")).display_name == "?"
+    lone_surrogate = "C4 \ud800 D4"
+    generation_id = await repo.reserve_generation(
+        user, "discord", "c", lone_surrogate + "x" * 5000, {"t": "\ud800"}, "m", "v", 1
+    )
     stored = await repo.get_generation(generation_id)
-    assert (stored.status, stored.midi, stored.rng_seed) == ("done", b"MThd-bytes", 42)
-    assert stored.request == {"seed": [[60, 4]]}
-    assert (stored.model_name, stored.model_version, stored.melody_key) == ("esac-lstm", "v1", "C")
-    assert await repo.get_generation(9999) is None
+    assert len(stored.request_text) == MAX_REQUEST_CHARS
+    assert stored.request_text.startswith("C4 ? D4")
+    ban = await repo.ban("discord", "c", user, "mod", "r" * 5000)
+    assert len(ban.reason) == MAX_REASON_CHARS
 
 
-async def test_failures_are_recorded_and_do_not_use_quota(repo):
+async def test_user_text_is_data_never_sql(repo):
+    nasty = "Robert'); DROP TABLE generations;--"
+    user = await repo.upsert_user("discord", nasty, nasty)
+    generation_id = await _melody(repo, user, chat=nasty, text=nasty)
+    stored = await repo.get_generation(generation_id)
+    assert (stored.request_text, stored.chat_id, user.display_name) == (nasty, nasty, nasty)
+    assert await repo.find_user("discord", nasty) == user
+
+
+async def test_generation_round_trip_keeps_what_regeneration_needs(repo, clock):
+    user = await repo.upsert_user("telegram", "7", "Bo")
+    generation_id = await repo.reserve_generation(
+        user,
+        "telegram",
+        "-100",
+        "melody C4 E4 G4 bars=8",
+        {"bars": 8, "seed": [60, 64, 67]},
+        "esac-lstm",
+        "2024.1",
+        2**63 - 1,
+    )
+    pending = await repo.get_generation(generation_id)
+    assert (pending.status, pending.midi, pending.completed_at) == ("pending", None, None)
+    clock.now += 2
+    assert await repo.complete_generation(generation_id, b"MThd\x00\x01", "Em", 64)
+    done = await repo.get_generation(generation_id)
+    assert done.status == "done" and done.midi == b"MThd\x00\x01" and done.completed_at == T0 + 2
+    assert done.request == {"bars": 8, "seed": [60, 64, 67]}
+    assert (done.model_name, done.model_version, done.rng_seed) == (
+        "esac-lstm",
+        "2024.1",
+        2**63 - 1,
+    )
+    assert (done.melody_key, done.steps, done.platform, done.chat_id) == (
+        "Em",
+        64,
+        "telegram",
+        "-100",
+    )
+    assert not await repo.complete_generation(generation_id, b"other")  # no second ending
+    assert await repo.get_generation(10**6) is None
+
+
+async def test_failures_keep_their_error_and_give_the_quota_slot_back(repo):
     user = await repo.upsert_user("discord", "1", "Ann")
-    for _ in range(5):
-        generation_id = await repo.reserve_generation(user, "discord", "c", "x", {}, "m", "v", 1)
-        await repo.fail_generation(generation_id, "renderer crashed " + "!" * 2000)
-    failed = await repo.get_generation(generation_id)
-    assert failed.status == "failed" and failed.error.startswith("renderer crashed")
-    assert len(failed.error) <= 500
-    await _melody(repo, user)  # still allowed: failed melodies do not count
+    ids = [await _melody(repo, user) for _ in range(4)]
+    last = await repo.reserve_generation(user, "discord", "chat-1", "x", {}, "m", "v", 1)
+    with pytest.raises(QuotaExceeded):
+        await repo.reserve_generation(user, "discord", "chat-1", "x", {}, "m", "v", 1)
+    assert await repo.fail_generation(last, "RuntimeError: " + "e" * 5000)
+    failed = await repo.get_generation(last)
+    assert failed.status == "failed" and failed.midi is None
+    assert failed.error.startswith("RuntimeError") and len(failed.error) == MAX_ERROR_CHARS
+    assert not await repo.complete_generation(last, b"late")
+    assert await repo.reserve_generation(user, "discord", "chat-1", "x", {}, "m", "v", 1) > max(ids)
 
 
-async def test_history_pages_newest_first(repo, clock):
-    user = await repo.upsert_user("discord", "1", "Ann")
-    ids = []
-    for _ in range(5):
-        clock.now += 1
-        ids.append(await _melody(repo, user))
-    page1 = await repo.history(user.id, limit=2)
-    page2 = await repo.history(user.id, limit=2, offset=2)
-    page3 = await repo.history(user.id, limit=2, offset=4)
-    assert [g.id for g in page1 + page2 + page3] == ids[::-1]
-    assert await repo.count_history(user.id) == 5
+async def test_quota_is_a_rolling_day_per_user_and_chat(repo, clock):
+    ann = await repo.upsert_user("discord", "1", "Ann")
+    bob = await repo.upsert_user("discord", "2", "Bob")
+    for i in range(5):
+        clock.now = T0 + i * 3600
+        await _melody(repo, ann)
+    with pytest.raises(QuotaExceeded) as refused:
+        await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+    assert refused.value.quota == 5 and refused.value.resets_at == T0 + DAY
+    await _melody(repo, bob)  # someone else
+    await _melody(repo, ann, chat="chat-2")  # somewhere else
+    clock.now = T0 + DAY + 1  # the first slot has freed, and only that one
+    await _melody(repo, ann)
+    with pytest.raises(QuotaExceeded) as again:
+        await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+    assert again.value.resets_at == T0 + 3600 + DAY
 
 
-async def test_chat_override_beats_global_beats_default(repo):
-    assert (await repo.effective_limits("discord", "a")).daily_quota == 5
-    await repo.set_limit(GLOBAL, GLOBAL, "daily_quota", 20, "admin")
-    await repo.set_limit("discord", "a", "daily_quota", 3, "mod")
-    assert (await repo.effective_limits("discord", "a")).daily_quota == 3
-    assert (await repo.effective_limits("discord", "b")).daily_quota == 20
-    assert (await repo.effective_limits("telegram", "a")).daily_quota == 20
-    with pytest.raises(ValueError, match="unknown limit"):
-        await repo.set_limit("discord", "a", "volume", 11, "mod")
+async def test_lowered_quota_reports_when_enough_slots_free(repo, clock):
+    ann = await repo.upsert_user("discord", "1", "Ann")
+    for i in range(5):
+        clock.now = T0 + i * 60
+        await _melody(repo, ann)
+    await repo.set_limit("discord", "chat-1", "daily_quota", 2, "mod")
+    with pytest.raises(QuotaExceeded) as refused:
+        await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+    assert refused.value.resets_at == T0 + 3 * 60 + DAY  # 4th oldest out: 1 left, room
 
 
-async def test_quota_cooldown_and_disabled_chat_refuse(repo, clock):
-    user = await repo.upsert_user("discord", "1", "Ann")
-    await repo.set_limit("discord", "chat-1", "cooldown_s", 30, "mod")
-    await _melody(repo, user)
-    with pytest.raises(CooldownActive) as cooling:
-        await _melody(repo, user)
-    assert cooling.value.seconds_left == pytest.approx(30)
-    for _ in range(4):
-        clock.now += 31
-        await _melody(repo, user)
-    clock.now += 31
-    with pytest.raises(QuotaExceeded) as quota:
-        await _melody(repo, user)
-    assert quota.value.quota == 5
-    clock.now = quota.value.resets_at + 1  # the oldest melody left the 24-hour window
-    await _melody(repo, user)
-    await repo.set_enabled("discord", "chat-1", False, "mod")
-    clock.now += 31
+async def test_cooldown_counts_from_the_last_accepted_request(repo, clock):
+    ann = await repo.upsert_user("discord", "1", "Ann")
+    await repo.set_limit(GLOBAL, GLOBAL, "cooldown_s", 30, "owner")
+    await _melody(repo, ann)
+    clock.now += 10
+    with pytest.raises(CooldownActive) as refused:
+        await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+    assert refused.value.seconds_left == pytest.approx(20)
+    await _melody(repo, ann, chat="chat-2")  # cooldown is per chat
+    clock.now += 20
+    await _melody(repo, ann)
+
+
+async def test_chat_override_beats_platform_beats_global_beats_code_default(repo):
+    assert await repo.effective_limits("discord", "g1") == repo.defaults
+    await repo.set_limit(GLOBAL, GLOBAL, "max_bars", 16, "owner")
+    await repo.set_limit("discord", GLOBAL, "max_bars", 24, "owner")
+    await repo.set_limit("discord", "g1", "max_bars", 64, "mod")
+    await repo.set_limit("discord", "g1", "daily_quota", 9, "mod")
+    assert (await repo.effective_limits("discord", "g1")).max_bars == 64
+    assert (await repo.effective_limits("discord", "g1")).daily_quota == 9
+    assert (await repo.effective_limits("discord", "g2")).max_bars == 24
+    assert (await repo.effective_limits("telegram", "g1")).max_bars == 16
+    assert (await repo.effective_limits("telegram", "g1")).max_seed_notes == 16  # code default
+    assert await repo.unset_limit("discord", "g1", "max_bars", "mod") == 64
+    assert (await repo.effective_limits("discord", "g1")).max_bars == 24
+    assert await repo.unset_limit("discord", "g1", "max_bars", "mod") is None
+
+
+async def test_a_hand_written_bad_limit_row_is_ignored_not_fatal(repo, tmp_path):
+    with sqlite3.connect(tmp_path / "bot.sqlite3") as raw:
+        raw.execute(
+            "INSERT INTO limits VALUES ('discord', 'g', 'colour', 3, 0, 'admin'),"
+            " ('discord', 'g', 'enabled', 7, 0, 'admin'),"
+            " ('discord', 'g', 'max_bars', 8, 0, 'admin')"
+        )
+    limits = await repo.effective_limits("discord", "g")
+    assert limits.enabled and limits.max_bars == 8
+
+
+async def test_bad_limits_are_refused_before_the_database(repo):
+    for name, value in [("nonsense", 1), ("daily_quota", -1), ("enabled", 2), ("cooldown_s", 1.5)]:
+        with pytest.raises(ValueError):
+            await repo.set_limit("discord", "g", name, value, "mod")
+    with pytest.raises(ValueError):
+        await repo.set_limit(GLOBAL, "g", "daily_quota", 1, "mod")  # a chat needs its platform
+    assert await repo.audit_log("discord", "g") == []
+
+
+async def test_disabled_chat_refuses_and_can_be_enabled_again(repo):
+    ann = await repo.upsert_user("telegram", "1", "Ann")
+    assert await repo.set_enabled("telegram", "-5", False, "mod") is None
+    assert not (await repo.effective_limits("telegram", "-5")).enabled
     with pytest.raises(ChatDisabled):
-        await _melody(repo, user)
+        await repo.reserve_generation(ann, "telegram", "-5", "x", {}, "m", "v", 1)
+    await _melody(repo, ann, chat="-6", platform="telegram")
+    assert await repo.set_enabled("telegram", "-5", True, "mod") is False
+    await _melody(repo, ann, chat="-5", platform="telegram")
 
 
-async def test_fifty_concurrent_requests_against_a_quota_of_five(repo):
-    user = await repo.upsert_user("discord", "1", "Ann")
-
-    async def attempt(i):
-        try:
-            await repo.reserve_generation(user, "discord", "c", f"#{i}", {}, "m", "v", i)
-            return True
-        except QuotaExceeded:
-            return False
-
-    results = await asyncio.gather(*(attempt(i) for i in range(50)))
-    assert sum(results) == 5
-
-
-async def test_bans_expire_and_lift(repo, clock):
-    mod = "mod#1"
-    user = await repo.upsert_user("discord", "1", "Ann")
-    await repo.ban("discord", "chat-1", user, mod, "spamming", duration_s=3600)
-    with pytest.raises(Banned) as banned:
-        await _melody(repo, user)
-    assert banned.value.ban.reason == "spamming"
-    await _melody(repo, user, chat="chat-2")  # a ban is per chat
-    clock.now += 3601
-    await _melody(repo, user)  # expired
-    await repo.ban("discord", GLOBAL, user, mod, "everywhere")
-    with pytest.raises(Banned):
-        await _melody(repo, user, chat="chat-3")
-    assert await repo.unban("discord", "chat-3", user, mod)
-    assert await repo.active_ban("discord", "chat-3", user.id) is None
-    assert not await repo.unban("discord", "chat-3", user, mod)  # nothing left to lift
-
-
-async def test_every_admin_action_is_audited_and_the_log_is_append_only(repo, tmp_path):
-    user = await repo.upsert_user("telegram", "9", "Bob")
-    await repo.set_limit("telegram", "g", "daily_quota", 10, "mod")
-    await repo.set_limit("telegram", "g", "daily_quota", 7, "mod")
-    await repo.set_enabled("telegram", "g", False, "mod")
-    await repo.ban("telegram", "g", user, "mod", "rude", duration_s=60)
-    await repo.unban("telegram", "g", user, "mod")
-    entries = await repo.audit_log("telegram", "g", limit=10)
-    assert [(e.action, e.old_value, e.new_value) for e in entries][::-1] == [
-        ("set daily_quota", None, "10"),
-        ("set daily_quota", "10", "7"),
-        ("set enabled", None, "0"),
-        ("ban", None, entries[1].new_value),
-        ("unban", "banned", None),
+async def test_every_admin_action_leaves_an_audit_row_with_old_and_new(repo, clock):
+    ann = await repo.upsert_user("discord", "1", "Ann")
+    await repo.set_limit("discord", "g", "daily_quota", 10, "Mod#1")
+    clock.now += 1
+    await repo.set_limit("discord", "g", "daily_quota", 20, "Mod#1")
+    await repo.unset_limit("discord", "g", "daily_quota", "Mod#1")
+    await repo.set_enabled("discord", "g", False, "Mod#2")
+    await repo.set_enabled("discord", "g", True, "Mod#2")
+    await repo.ban("discord", "g", ann, "Mod#2", "spam", 3600)
+    await repo.ban("discord", "g", ann, "Mod#2", "more spam")
+    await repo.unban("discord", "g", ann, "Mod#1")
+    assert not await repo.unban("discord", "g", ann, "Mod#1")  # nothing to lift: no row
+    entries = await repo.audit_log("discord", "g", limit=50)
+    rows = [(e.actor, e.action, e.target, e.old_value, e.new_value) for e in reversed(entries)]
+    assert rows == [
+        ("Mod#1", "set daily_quota", "", None, "10"),
+        ("Mod#1", "set daily_quota", "", "10", "20"),
+        ("Mod#1", "unset daily_quota", "", "20", None),
+        ("Mod#2", "set enabled", "", None, "0"),
+        ("Mod#2", "set enabled", "", "0", "1"),
+        ("Mod#2", "ban", "Ann (1)", None, "banned until 2023-11-14 23:13 UTC: spam"),
+        (
+            "Mod#2",
+            "ban",
+            "Ann (1)",
+            "banned until 2023-11-14 23:13 UTC: spam",
+            "banned permanent: more spam",
+        ),
+        ("Mod#1", "unban", "Ann (1)", "banned permanent: more spam", None),
     ]
-    assert entries[1].target == "Bob" and "rude" in entries[1].new_value
-    raw = sqlite3.connect(tmp_path / "bot.sqlite3")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        raw.execute("DELETE FROM audit_log")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        raw.execute("UPDATE audit_log SET actor = 'someone else'")
-    raw.close()
+    assert entries[-1].created_at == T0 and entries[0].created_at == T0 + 1
+    assert [e.id for e in await repo.audit_log("discord", "g", limit=2, offset=1)] == [
+        entries[1].id,
+        entries[2].id,
+    ]
+    assert await repo.audit_log("discord", "other") == []
 
 
-async def test_forget_me_deletes_only_that_users_melodies(repo):
+async def test_audit_log_is_append_only(repo, tmp_path):
+    await repo.set_enabled("discord", "g", False, "mod")
+    with sqlite3.connect(tmp_path / "bot.sqlite3") as raw:
+        for sql in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                raw.execute(sql)
+    assert len(await repo.audit_log("discord", "g")) == 1
+
+
+async def test_bans_expire_and_apply_to_their_scope_only(repo, clock):
+    ann = await repo.upsert_user("discord", "1", "Ann")
+    ban = await repo.ban("discord", "g1", ann, "mod", "flooding", duration_s=3600)
+    assert ban.expires_at == T0 + 3600
+    with pytest.raises(Banned) as refused:
+        await repo.reserve_generation(ann, "discord", "g1", "x", {}, "m", "v", 1)
+    assert refused.value.ban.reason == "flooding"
+    await _melody(repo, ann, chat="g2")  # other guilds are fine
+    assert await repo.active_ban("discord", "g1", ann, now=T0 + 3599) == ban
+    assert await repo.active_ban("discord", "g1", ann, now=T0 + 3600) is None  # expired
+    clock.now = T0 + 3600
+    await _melody(repo, ann, chat="g1")
+
+
+async def test_platform_ban_covers_every_chat_and_chat_unban_cannot_lift_it(repo):
+    ann = await repo.upsert_user("telegram", "1", "Ann")
+    everywhere = await repo.ban("telegram", GLOBAL, ann, "owner", "abuse")
+    for chat in ("-1", "-2"):
+        assert await repo.active_ban("telegram", chat, ann) == everywhere
+    assert not await repo.unban("telegram", "-1", ann, "chat mod")
+    assert await repo.active_ban("telegram", "-1", ann) == everywhere
+    assert await repo.unban("telegram", GLOBAL, ann, "owner")
+    assert await repo.active_ban("telegram", "-1", ann) is None
+    with pytest.raises(ValueError):
+        await repo.ban("discord", "g", ann, "mod")  # a Telegram user on Discord
+    with pytest.raises(ValueError):
+        await repo.ban("telegram", "-1", ann, "mod", duration_s=0)
+
+
+async def test_the_longest_ban_in_force_is_the_one_reported(repo):
+    ann = await repo.upsert_user("discord", "1", "Ann")
+    await repo.ban("discord", "g", ann, "mod", "short", 60)
+    forever = await repo.ban("discord", GLOBAL, ann, "owner", "forever")
+    await repo.ban("discord", "g", ann, "mod", "medium", 3600)
+    assert await repo.active_ban("discord", "g", ann) == forever
+
+
+async def test_history_pages_newest_first_and_only_finished(repo, clock):
     ann = await repo.upsert_user("discord", "1", "Ann")
     bob = await repo.upsert_user("discord", "2", "Bob")
-    for _ in range(3):
-        await _melody(repo, ann)
+    await repo.set_limit(GLOBAL, GLOBAL, "daily_quota", 100, "owner")
+    ids = []
+    for i in range(12):
+        clock.now = T0 + i
+        ids.append(await _melody(repo, ann, text=f"melody {i}"))
+    failed = await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+    await repo.fail_generation(failed, "boom")
+    await repo.reserve_generation(ann, "discord", "chat-1", "pending", {}, "m", "v", 1)
     await _melody(repo, bob)
-    await repo.ban("discord", "chat-1", ann, "mod")
-    assert await repo.forget_user(ann.id) == 3
-    assert await repo.history(ann.id) == []
-    assert len(await repo.history(bob.id)) == 1
-    assert await repo.active_ban("discord", "chat-1", ann.id) is not None  # a ban survives
+    pages = [await repo.history(ann, limit=5, offset=o) for o in (0, 5, 10, 15)]
+    assert [[g.id for g in page] for page in pages] == [
+        ids[11:6:-1],
+        ids[6:1:-1],
+        ids[1::-1],
+        [],
+    ]
+    assert await repo.count_history(ann) == 12
+    assert await repo.history(ann.id, limit=-3) == []
 
 
-async def test_retention_keeps_last_n_and_drops_old(repo, clock):
+async def test_forget_me_deletes_history_but_not_bans_quota_or_audit(repo):
     ann = await repo.upsert_user("discord", "1", "Ann")
     bob = await repo.upsert_user("discord", "2", "Bob")
-    repo.defaults = Limits(daily_quota=100, cooldown_s=0)
-    for _ in range(4):
-        clock.now += 1
-        await _melody(repo, ann)
-    newest_bob = await _melody(repo, bob)
-    assert await repo.apply_retention(keep_last=2) == 2
-    assert len(await repo.history(ann.id)) == 2
-    clock.now += 10 * 86400
-    newer = await _melody(repo, ann)
-    assert await repo.apply_retention(keep_days=5) == 3
-    assert [g.id for g in await repo.history(ann.id)] == [newer]
-    assert await repo.get_generation(newest_bob) is None
-
-
-async def test_overlong_and_hostile_text_is_capped_and_stored_verbatim(repo):
-    name = "Robert'); DROP TABLE users;--" + "x" * 500
-    user = await repo.upsert_user("discord", "1", name)
-    assert len(user.display_name) == MAX_NAME_CHARS
-    assert user.display_name.startswith("Robert'); DROP TABLE users;--")
-    generation_id = await _melody(repo, user, text="C4 " * 1000)
-    stored = await repo.get_generation(generation_id)
-    assert len(stored.request_text) == MAX_REQUEST_CHARS and stored.request_text.endswith("…")
-    assert (await repo.find_user("discord", "1")).id == user.id  # the users table is still there
-
-
-async def test_stats_count_per_day_and_user(repo, clock):
-    ann = await repo.upsert_user("discord", "1", "Ann")
-    bob = await repo.upsert_user("discord", "2", "Bob")
-    await _melody(repo, ann)
-    await _melody(repo, ann)
-    clock.now += 86400
+    ids = [await _melody(repo, ann) for _ in range(5)]
     await _melody(repo, bob)
+    await repo.ban("discord", "other", ann, "mod", "spam")
+    assert await repo.forget_user(ann) == 5
+    assert await repo.history(ann) == [] and await repo.get_generation(ids[0]) is None
+    assert await repo.count_history(bob) == 1
+    assert await repo.active_ban("discord", "other", ann) is not None
+    assert len(await repo.audit_log("discord", "other")) == 1
+    with pytest.raises(QuotaExceeded):  # forgetting is no way round the quota
+        await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+    assert await repo.forget_user(ann) == 0
+
+
+async def test_ids_are_never_reused_after_deletion(repo):
+    ann = await repo.upsert_user("discord", "1", "Ann")
+    first = await _melody(repo, ann)
+    await repo.forget_user(ann)
+    assert await _melody(repo, ann) > first
+
+
+async def test_retention_keeps_last_n_per_user_or_n_days(repo, clock):
+    ann = await repo.upsert_user("discord", "1", "Ann")
+    bob = await repo.upsert_user("discord", "2", "Bob")
+    await repo.set_limit(GLOBAL, GLOBAL, "daily_quota", 100, "owner")
+    ann_ids = []
+    for day in range(6):
+        clock.now = T0 + day * DAY
+        ann_ids.append(await _melody(repo, ann))
+    bob_id = await _melody(repo, bob)
+    in_flight = await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+    assert await repo.apply_retention(keep_last=4) == 2
+    assert [g.id for g in await repo.history(ann, limit=10)] == ann_ids[:1:-1]
+    assert await repo.apply_retention(keep_days=1.5) == 2  # days 2 and 3; day 5 is "now"
+    assert [g.id for g in await repo.history(ann, limit=10)] == ann_ids[:3:-1]
+    assert (await repo.get_generation(bob_id)) is not None
+    assert (await repo.get_generation(in_flight)).status == "pending"
+    assert await repo.apply_retention() == 0
+
+
+async def test_stale_pending_melodies_are_failed_and_free_their_slot(repo, clock):
+    ann = await repo.upsert_user("discord", "1", "Ann")
+    stuck = [
+        await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+        for _ in range(5)
+    ]
+    clock.now += 600
+    assert await repo.fail_stale_pending(older_than_s=3600) == 0
+    clock.now += 3600
+    assert await repo.fail_stale_pending(older_than_s=3600) == 5
+    assert {(await repo.get_generation(i)).status for i in stuck} == {"failed"}
+    await _melody(repo, ann)
+
+
+async def test_stats_count_finished_melodies_per_day_and_user(repo, clock):
+    ann = await repo.upsert_user("discord", "1", "Ann")
+    bob = await repo.upsert_user("discord", "2", "Bob")
+    await repo.set_limit(GLOBAL, GLOBAL, "daily_quota", 100, "owner")
+    for offset, user in [(0, ann), (10, ann), (DAY, bob), (DAY + 10, ann), (2 * DAY, ann)]:
+        clock.now = T0 + offset
+        await _melody(repo, user)
+    await _melody(repo, bob, chat="elsewhere")
     stats = await repo.stats("discord", "chat-1", days=7)
-    assert [n for _, n in stats["per_day"]] == [1, 2]
-    assert stats["per_user"] == [("Ann", 2), ("Bob", 1)]
+    assert stats["per_day"] == [("2023-11-16", 1), ("2023-11-15", 2), ("2023-11-14", 2)]
+    assert stats["per_user"] == [("Ann", 4), ("Bob", 1)]
+    assert (await repo.stats("discord", "chat-1", days=1))["per_user"] == [("Ann", 2)]
+    assert (await repo.stats("discord", GLOBAL))["per_user"] == [("Ann", 4), ("Bob", 2)]
+    assert await repo.stats("telegram", GLOBAL) == {"per_day": [], "per_user": []}
+
+
+async def test_closed_repository_refuses_work(tmp_path):
+    repository = await Repository.open(tmp_path / "x.sqlite3")
+    await repository.close()
+    await repository.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await repository.effective_limits("discord", "g")

@@ -162,15 +162,35 @@ class CopyFinder:
             self._windows[length] = np.unique(self._windows_of(self._prefix, length))
         return self._windows[length]
 
+    def _shares_window(self, prefix: np.ndarray, length: int) -> bool:
+        """Whether any window of this length is also a training window (sorted-array lookup)."""
+        known = self._training_windows(length)
+        windows = self._windows_of(prefix, length)
+        if not len(known) or not len(windows):
+            return False
+        slots = np.minimum(np.searchsorted(known, windows), len(known) - 1)
+        return bool((known[slots] == windows).any())
+
     def longest_copy(self, tokens: Sequence[str]) -> int:
+        """Longest shared run in steps: exact up to 32, then rounded down to 8 (to 128) or 32.
+
+        The search walks a fixed ladder of lengths, so the whole report sorts the training
+        windows for at most ~80 lengths instead of one per distinct melody length.
+        """
         melody = np.array([self._symbols.get(t, 0) for t in tokens if t != DELIMITER], np.uint64)
         prefix = _prefix_hashes(melody, self.BASE)
-        low, high = 0, len(melody)
-        while low < high:  # the largest length at which some window is shared
+        ladder = [n for n in COPY_LADDER if n <= len(melody)]
+        low, high = 0, len(ladder)  # ladder[:low] are known to match
+        while low < high:
             middle = (low + high + 1) // 2
-            found = np.isin(self._windows_of(prefix, middle), self._training_windows(middle))
-            low, high = (middle, high) if found.any() else (low, middle - 1)
-        return low
+            if self._shares_window(prefix, ladder[middle - 1]):
+                low = middle
+            else:
+                high = middle - 1
+        return ladder[low - 1] if low else 0
+
+
+COPY_LADDER = (*range(1, 33), *range(40, 129, 8), *range(160, 4097, 32))
 
 
 def hold_share(tokens: Sequence[str]) -> float:
