@@ -62,7 +62,10 @@ async def run(users: int, queued: int, audio: bool) -> dict[str, float]:
                     user_id=5000 + user,
                     username=f"q{user}",
                 )
-            await asyncio.sleep(0.5)  # let them reach the queue
+            for _ in range(2000):  # until they all wait in the worker pool's queue
+                if app.pool.pending >= queued:
+                    break
+                await asyncio.sleep(0.005)
             waiting = app.pool.pending
             asked = time.perf_counter()
             messages_before = len(fake.sent("sendMessage"))
