@@ -87,32 +87,31 @@ def run(data_dir: Path | None, verbose: bool) -> None:
     asyncio.run(run_bots(settings, discord=True, telegram=True))
 
 
+def _run_one(platform: str, token_variable: str, data_dir: Path | None, verbose: bool) -> None:
+    """Run a single front-end, as each docker-compose service does."""
+    from bot.runner import run_bots
+
+    settings = _settings(data_dir=data_dir)
+    if getattr(settings, f"{platform}_token") is None:
+        raise click.ClickException(f"set {token_variable} (in the environment or .env) first")
+    _logging(verbose)
+    asyncio.run(run_bots(settings, discord=platform == "discord", telegram=platform == "telegram"))
+
+
 @main.command()
 @data_dir_option
-@click.option("-v", "--verbose", is_flag=True)
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def discord(data_dir: Path | None, verbose: bool) -> None:
     """Run only the Discord bot (needs DISCORD_TOKEN)."""
-    from bot.runner import run_bots
-
-    settings = _settings(data_dir=data_dir)
-    if not settings.discord_token:
-        raise click.ClickException("set DISCORD_TOKEN (in the environment or .env) first")
-    _logging(verbose)
-    asyncio.run(run_bots(settings, discord=True, telegram=False))
+    _run_one("discord", "DISCORD_TOKEN", data_dir, verbose)
 
 
 @main.command()
 @data_dir_option
-@click.option("-v", "--verbose", is_flag=True)
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def telegram(data_dir: Path | None, verbose: bool) -> None:
     """Run only the Telegram bot (needs TELEGRAM_TOKEN)."""
-    from bot.runner import run_bots
-
-    settings = _settings(data_dir=data_dir)
-    if not settings.telegram_token:
-        raise click.ClickException("set TELEGRAM_TOKEN (in the environment or .env) first")
-    _logging(verbose)
-    asyncio.run(run_bots(settings, discord=False, telegram=True))
+    _run_one("telegram", "TELEGRAM_TOKEN", data_dir, verbose)
 
 
 @main.command()

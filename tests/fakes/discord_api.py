@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve
+
 APP_ID = "900000000000000001"
 BOT_ID = "900000000000000002"
 GUILD_ID = "900000000000000003"
@@ -77,11 +79,7 @@ class FakeDiscord:
         app = web.Application(client_max_size=64 * 2**20)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve(app)
 
     async def stop(self) -> None:
         for socket in self._sockets:
