@@ -98,3 +98,9 @@ def test_other_formats_load(tmp_path):
     result = preprocess(tmp_path, cache_dir=tmp_path / "cache", workers=1)
     ids = sorted(s.song_id for s in result.songs)
     assert ids == ["one.musicxml", "songs.abc#0", "songs.abc#1", "two.mid"]
+
+
+def test_builtin_essen_collection_needs_no_files():
+    source = corpus.resolve_source(corpus.BUILTIN_ESSEN)
+    assert source.root is None and len(source.files) >= 30
+    assert all(p.suffix == ".abc" and "essenFolksong" in str(p) for p in source.files)
