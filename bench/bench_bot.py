@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import bot.cli  # noqa: F401  (the bot's own process settings: one BLAS thread)
 from bench.common import report
 
 
