@@ -17,24 +17,39 @@ WINDOW = 64
 
 
 def seed_method(keras_model, engine, request, steps: int) -> list[int]:
-    """Re-run the network over the last 64 steps for every new step, as the tutorial does."""
+    """Re-run the network over the last 64 steps for every new step, as the tutorial does (with
+    the same form inputs beside each step as the fast path reads)."""
     import numpy as np
 
+    from generator import form
     from generator.engine import sample
 
     prepared = engine.prepare(request)
-    history = [engine.vocab.delimiter_id] * WINDOW + list(prepared.prefix[1:])
+    layout = prepared.layout(0)
+    tracker = form.FormTracker(layout, engine.vocab.delimiter_id)
+    melody = list(prepared.seed_ids)
+    # inputs[i] is fed with rows[i], the context of the step it predicts: the delimiter opens the
+    # song, so the step before step k is inputs[WINDOW + k]
+    inputs = [engine.vocab.delimiter_id] * (WINDOW + 1) + melody
+    rows = [np.zeros(len(form.CONTEXT_COLUMNS), np.int32)] * WINDOW
+    rows += [np.array(tracker.context(k, melody), np.int32) for k in range(len(melody))]
     rng = np.random.default_rng(prepared.rng_seed)
     allowed = np.ones(len(engine.vocab), bool)
     allowed[engine.vocab.delimiter_id] = False
-    produced = len(prepared.prefix) - 1
-    while produced < steps:
-        window = np.array([history[-WINDOW:]], np.int32)
-        probabilities = keras_model.predict(window, verbose=0)[0, -1]
+    columns = [form.CONTEXT_COLUMNS.index(n) for n in engine.step_model.form_inputs]
+    while len(melody) < steps:
+        rows.append(np.array(tracker.context(len(melody), melody), np.int32))
+        window_ids = np.array([inputs[-WINDOW:]], np.int32)
+        window_rows = np.array([rows[-WINDOW:]], np.int32)
+        feed = {"steps": window_ids} | {
+            name: window_rows[..., c]
+            for name, c in zip(engine.step_model.form_inputs, columns, strict=True)
+        }
+        probabilities = keras_model.predict(feed, verbose=0)[0, -1]
         choice = sample(np.log(probabilities + 1e-12), rng, request, allowed)
-        history.append(choice)
-        produced += 1
-    return history
+        melody.append(choice)
+        inputs.append(choice)
+    return melody
 
 
 def main() -> None:
@@ -59,12 +74,12 @@ def main() -> None:
     request = MelodyRequest.parse(f"C4 D4 E4 F4 G4 temp=1.0 seed=1 steps={args.steps}")
 
     def ours():
-        (melody,) = engine.compose_many([request], stop_at_song_end=False)
+        (melody,) = engine.compose_many([request])
         assert melody.steps == args.steps
 
     batch = [request.with_options(rng_seed=i) for i in range(args.batch)]
     fast = timed(ours, args.repeats)
-    batched = timed(lambda: engine.compose_many(batch, stop_at_song_end=False), 5)
+    batched = timed(lambda: engine.compose_many(batch), 5)
     slow = timed(lambda: seed_method(keras_model, engine, request, args.steps), args.seed_repeats)
 
     fast_ms, slow_ms = median_ms(fast), median_ms(slow)

@@ -169,8 +169,7 @@ class BotCore:
         on_work_started: WorkStarted | None,
     ) -> Reply:
         limits = await self.repo.effective_limits(message.platform, message.chat_id)
-        bars = request.total_steps / request.steps_per_bar
-        if bars > limits.max_bars:
+        if request.length_in_bars > limits.max_bars:
             raise CommandError(
                 f"Melodies here are at most {limits.max_bars} bars long.",
                 f"{self.settings.prefix}melody C4 D4 E4 bars={limits.max_bars}",
@@ -239,9 +238,8 @@ class BotCore:
         melody = rendered.melody
         request = melody.request
         p = self.settings.prefix
-        ending = "ends by itself" if melody.stopped_by == "song end" else "length cap"
         lines = [
-            f"#{generation_id} · key {melody.key_label} · {melody.bars:.3g} bars ({ending}) · "
+            f"#{generation_id} · key {melody.key_label} · {_bars_text(melody)} · "
             f"temp {request.temperature:g} · seed {melody.rng_seed}",
             f"Redo: {p}again {generation_id} · vary: {p}again {generation_id} "
             f"temp={min(2.0, request.temperature + 0.2):g} · share: {p}show {generation_id}",
@@ -507,3 +505,11 @@ def _actor(message: Incoming) -> str:
 
 def _utc(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+def _bars_text(melody: Melody) -> str:
+    """How a musician says the length ("8 bars of 3/4 with an upbeat"); 4/4 goes unsaid."""
+    bars = f"{melody.bars:g} bar{'' if melody.bars == 1 else 's'}"
+    meter = "" if melody.request.meter == "4/4" else f" of {melody.request.meter}"
+    upbeat = " with an upbeat" if melody.pickup else ""
+    return bars + meter + upbeat

@@ -19,7 +19,8 @@ from discord.ext import commands
 from bot.app import App
 from bot.core import Incoming
 from bot.replies import Reply
-from generator.request import MAX_BARS
+from generator.form import REQUESTABLE_METERS
+from generator.request import MAX_BARS, MAX_TEMPERATURE, MIN_TEMPERATURE
 
 log = logging.getLogger("melodybot.discord")
 PLATFORM = "discord"
@@ -195,24 +196,35 @@ class MelodyBot(commands.Bot):
 @app_commands.command(name="melody", description="Compose a folk melody that continues your notes")
 @app_commands.describe(
     notes="seed notes, e.g. C4 D4 E4:2 G4 (letter, optional # or b, octave; :length in beats)",
-    temp="temperature, 0.1–2: lower is safer, higher is wilder",
+    temp=f"temperature, {MIN_TEMPERATURE:g}–{MAX_TEMPERATURE:g}: lower is safer, higher is wilder",
     bars=f"length of the melody in bars (1–{MAX_BARS})",
     key="key, e.g. G, Em, F#m (default: guessed from the notes)",
     bpm="tempo in beats per minute (30–300)",
-    meter="time signature, e.g. 3/4 or 6/8",
+    meter="time signature (default 4/4)",
+    pickup="upbeat before the first bar line, in beats, e.g. 1 (default: heard from the notes)",
     seed="random seed: the same seed gives the same melody",
 )
+@app_commands.choices(meter=[app_commands.Choice(name=m, value=m) for m in REQUESTABLE_METERS])
 async def melody_command(
     interaction: discord.Interaction,
     notes: str,
-    temp: app_commands.Range[float, 0.05, 2.0] | None = None,
+    temp: app_commands.Range[float, MIN_TEMPERATURE, MAX_TEMPERATURE] | None = None,
     bars: app_commands.Range[int, 1, MAX_BARS] | None = None,
     key: str | None = None,
     bpm: app_commands.Range[int, 30, 300] | None = None,
-    meter: str | None = None,
+    meter: app_commands.Choice[str] | None = None,
+    pickup: app_commands.Range[float, 0.0, 3.75] | None = None,
     seed: app_commands.Range[int, 0, 2**31 - 1] | None = None,
 ) -> None:
-    options = {"temp": temp, "bars": bars, "key": key, "bpm": bpm, "meter": meter, "seed": seed}
+    options = {
+        "temp": temp,
+        "bars": bars,
+        "key": key,
+        "bpm": bpm,
+        "meter": None if meter is None else meter.value,
+        "pickup": pickup,
+        "seed": seed,
+    }
     typed = " ".join(
         f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
         for name, value in options.items()

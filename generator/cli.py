@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from generator.form import CONTEXT_COLUMNS
 from generator.paths import default_model_dir
 
 DEFAULT_DATA = "../shared/data/esac/deutschl"
@@ -16,15 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 
 
 def _quiet_music21() -> None:
-    """music21 warns on every odd Humdrum token in ESAC; the drop counts already tell the story."""
-    import logging
-    import warnings
+    from generator.corpus import quiet_music21
 
-    logging.getLogger("music21").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="music21")
-    from music21 import environment
-
-    environment.Environment().warn = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    quiet_music21()
 
 
 model_option = click.option(
@@ -82,13 +77,23 @@ def prepare(data: str, workers: int | None) -> None:
 @click.option("--max-minutes", type=float, default=None, help="Wall-time budget for training.")
 @click.option("--max-songs", type=int, default=None, help="Use only the first N songs (trials).")
 @click.option("--seed", default=0, show_default=True, help="Random seed for weights and order.")
-def train(out_dir: Path, **options) -> None:
+@click.option(
+    "--form-inputs",
+    default=",".join(CONTEXT_COLUMNS),
+    show_default=True,
+    help="Form context read beside each step, comma-separated ('none': the step alone).",
+)
+def train(out_dir: Path, form_inputs: str, **options) -> None:
     """Train a model on a folder of songs and save it with its vocabulary and metadata."""
+    from generator.model import check_form_inputs
     from generator.train import TrainConfig
     from generator.train import train as run_training
 
     _quiet_music21()
-    meta = _or_fail(lambda: run_training(TrainConfig(out_dir=out_dir, verbose=1, **options)))
+    names = [] if form_inputs.strip() == "none" else [n.strip() for n in form_inputs.split(",")]
+    columns = _or_fail(lambda: check_form_inputs(names))
+    config = TrainConfig(out_dir=out_dir, verbose=1, form_inputs=columns, **options)
+    meta = _or_fail(lambda: run_training(config))
     v = meta["validation"]
     click.echo(
         f"saved {out_dir}: validation {v['nll_bits_per_step']:.3f} bits/step, "
@@ -194,10 +199,32 @@ def _evaluation_table(result: dict) -> None:
     help="Folder for index.md, report.json and the plots.",
 )
 @click.option("--seed", default=0, show_default=True, help="Random seed: same seed, same report.")
+@click.option(
+    "--reference",
+    default=None,
+    help="Compare with this folder of songs instead of the held-out songs (seeds stay held-out).",
+)
+@click.option(
+    "--listen",
+    default=12,
+    show_default=True,
+    help="Melodies on the listening page (listen.html), each beside its real song; 0: none.",
+)
 def report(
-    model_dir: Path, data: str, count: int, temperatures: str, out_dir: Path, seed: int
+    model_dir: Path,
+    data: str,
+    count: int,
+    temperatures: str,
+    out_dir: Path,
+    seed: int,
+    reference: str | None,
+    listen: int,
 ) -> None:
-    """Generate melodies from held-out seeds and compare them with real folk songs."""
+    """Generate melodies from held-out seeds and compare them with real folk songs.
+
+    Writes index.md (feature overlaps, form figures per meter, length and meter sweeps),
+    report.json, one plot per feature and a listening page into --out.
+    """
     from generator.corpus import preprocess
     from generator.engine import MelodyEngine
     from generator.report.build import build_report
@@ -213,9 +240,20 @@ def report(
         raise click.ClickException("temperatures must lie in (0, 2]")
     engine = _or_fail(lambda: MelodyEngine.load(model_dir))
     corpus = _or_fail(lambda: preprocess(data, progress=sys.stderr.isatty()))
+    compared = None
+    if reference:
+        compared = _or_fail(lambda: preprocess(reference, progress=sys.stderr.isatty())).songs
     results = _or_fail(
         lambda: build_report(
-            engine, corpus, n=count, temperatures=temps, out_dir=out_dir, seed=seed
+            engine,
+            corpus,
+            n=count,
+            temperatures=temps,
+            out_dir=out_dir,
+            seed=seed,
+            reference=compared,
+            listen=listen,
+            progress=sys.stderr.isatty(),
         )
     )
     click.echo((out_dir / "index.md").read_text())
@@ -285,7 +323,7 @@ def generate(
     """Compose a melody from REQUEST, e.g. "C4 D4 E4 temp=0.7 bars=8 seed=1".
 
     Notes: C4, F#4, Bb3, 60, r (rest), with an optional length in quarter notes (D4:2).
-    Options: temp= bars= steps= key= bpm= meter= seed= topk= topp=.
+    Options: temp= bars= steps= key= bpm= meter= pickup= seed= topk= topp=.
     """
     from generator.engine import MelodyEngine
     from generator.request import MelodyRequest, RequestError
@@ -313,7 +351,9 @@ def generate(
             raise click.ClickException(str(error)) from None
     click.echo(" ".join(melody.tokens))
     click.echo(
-        f"key {melody.key_label}, {melody.bars:.3g} bars, stopped at {melody.stopped_by}; "
+        f"key {melody.key_label}, {melody.bars:g} bars of {parsed.meter}"
+        + (f" after a {melody.pickup / 4:g}-beat upbeat" if melody.pickup else "")
+        + f", {melody.ending}; "
         f"redo with: {parsed.with_options(rng_seed=melody.rng_seed).describe()}",
         err=True,
     )
@@ -336,6 +376,10 @@ def info(model_dir: Path) -> None:
         f"network    {hp['depth']}×LSTM({hp['units']}), embedding {hp['embedding_dim']}, "
         f"vocabulary {hp['vocab_size']}"
     )
+    form_meta = meta.get("form", {})
+    inputs = ", ".join(form_meta.get("inputs", [])) or "none (the step alone)"
+    meters = ", ".join(f"{m} ({n})" for m, n in form_meta.get("meters_in_training", {}).items())
+    click.echo(f"form       reads {inputs}" + (f"; songs per meter {meters}" if meters else ""))
     click.echo(
         f"validation {v['nll_bits_per_step']:.3f} bits/step · accuracy {v['accuracy']:.3f}"
         f" · non-hold accuracy {v['non_hold_accuracy']:.3f} ({v['songs']} songs)"

@@ -1,9 +1,13 @@
 """Loading songs and turning them into training sequences.
 
-The method: parse each file with music21, keep monophonic songs whose every duration is one the
-model can learn (:data:`~generator.encoding.ACCEPTABLE_DURATIONS`), transpose each to C major or
-A minor, and encode it as 16th-note steps. The result is cached, keyed by the content of the data
-and the settings, because parsing five thousand files is the slowest part of training.
+The method: parse each file with music21, keep monophonic songs in one meter the model knows
+(long-value meters such as 4/2 or 6/4 are rescaled to 4/4 or 6/8, see
+:func:`~generator.form.normalise_meter`) whose every duration is one the model can learn
+(:data:`~generator.encoding.ACCEPTABLE_DURATIONS`) and whose bars are all whole, transpose each to
+C major or A minor, and encode it as 16th-note steps with its meter, upbeat, mode and phrase
+endings. The last bar is filled by the final note, as a singer holds it, so every song ends on a
+bar line. The result is cached, keyed by the content of the data and the settings, because parsing
+five thousand files is the slowest part of training.
 """
 
 from __future__ import annotations
@@ -16,30 +20,45 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 from tqdm import tqdm
 
-from generator import encoding
+from generator import encoding, form
 from generator.keys import shift_to_reference
 
 SONG_SUFFIXES = (".krn", ".abc", ".mxl", ".musicxml", ".xml", ".mid", ".midi")
 BUILTIN_ESSEN = "essen"  # music21's bundled Essen collection (ABC), needs no files of ours
-CACHE_FORMAT = 1  # bump when the encoding or the filter changes meaning
+CACHE_FORMAT = 2  # bump when the encoding or the filter changes meaning
 
 # Reasons a song is left out of the training data, as reported to the user.
 DROP_UNREADABLE = "unreadable file"
 DROP_POLYPHONIC = "not monophonic (chords or several parts)"
 DROP_DURATION = "duration outside the accepted set"
 DROP_EMPTY = "no notes"
+DROP_NO_METER = "no time signature (*MX or none)"
+DROP_CHANGING_METER = "the meter changes within the song"
+DROP_OTHER_METER = "meter outside 2/4, 3/4, 4/4, 3/8, 6/8 (and their long-value forms)"
+DROP_IRREGULAR_BARS = "a bar that does not fill its meter"
 
 
 @dataclass(frozen=True, slots=True)
 class Song:
-    """One encoded song: a stable id (its path, ``#n`` inside multi-song files) and its steps."""
+    """One encoded song: a stable id (its path, ``#n`` inside multi-song files), its steps in
+    C major or A minor, and its form: meter, upbeat length in steps, mode and the steps at which
+    its phrases end (empty where the source marks none)."""
 
     song_id: str
     tokens: tuple[str, ...]
+    meter: str = "4/4"
+    pickup: int = 0
+    mode: str = "major"
+    phrase_ends: tuple[int, ...] = ()
+
+    @property
+    def layout(self) -> form.Layout:
+        return form.Layout(form.METER_BY_NAME[self.meter], self.pickup, len(self.tokens))
 
 
 @dataclass(slots=True)
@@ -124,10 +143,17 @@ def _scores_in(parsed: object) -> list[object]:
     return [parsed]
 
 
-def check_and_encode(score: object) -> tuple[tuple[str, ...] | None, str | None]:
-    """Apply the filter and encoding to one parsed song: (tokens, None) or (None, drop reason)."""
+def check_and_encode(
+    score: object, phrase_marks: list[bool] | None = None
+) -> tuple[Song | None, str | None]:
+    """Apply the filter and encoding to one parsed song: (song, None) or (None, drop reason).
+
+    ``phrase_marks`` says, for each note and rest of the source in order, whether a phrase ends
+    on it (kern's ``}``); the returned song carries those endings as step indices.
+    """
     from music21 import chord as m21chord
     from music21 import key as m21key
+    from music21 import meter as m21meter
     from music21 import stream as m21stream
 
     assert isinstance(score, m21stream.Stream)
@@ -137,26 +163,116 @@ def check_and_encode(score: object) -> tuple[tuple[str, ...] | None, str | None]
     if len(parts) > 1:
         return None, DROP_POLYPHONIC
     flat = score.flatten()
-    notes_and_rests = list(flat.notesAndRests)
+    notes_and_rests = [n for n in flat.notesAndRests if not n.duration.isGrace]
     if not any(not n.isRest for n in notes_and_rests):
         return None, DROP_EMPTY
     if any(isinstance(n, m21chord.Chord) for n in notes_and_rests):
         return None, DROP_POLYPHONIC
-    if any(float(n.quarterLength) not in encoding.ACCEPTABLE_DURATIONS for n in notes_and_rests):
+    signatures = {ts.ratioString for ts in flat.getElementsByClass(m21meter.TimeSignature)}
+    if not signatures:
+        return None, DROP_NO_METER
+    if len(signatures) > 1:
+        return None, DROP_CHANGING_METER
+    numerator, _, denominator = signatures.pop().partition("/")
+    normal = form.normalise_meter(int(numerator), int(denominator))
+    if normal is None:
+        return None, DROP_OTHER_METER
+    meter_name, scale = normal
+    lengths = [Fraction(n.quarterLength).limit_denominator(64) * scale for n in notes_and_rests]
+    if any(float(length) not in encoding.ACCEPTABLE_DURATIONS for length in lengths):
         return None, DROP_DURATION
+    meter = form.METER_BY_NAME[meter_name]
+    pickup = _pickup_steps(parts[0] if parts else score, scale, meter)
+    if pickup is None:
+        return None, DROP_IRREGULAR_BARS
     keys = list(flat.getElementsByClass(m21key.Key))
     song_key = keys[0] if keys else score.analyze("key")
     shift = shift_to_reference(song_key.tonic.pitchClass, song_key.mode)
-    events = encoding.stream_to_events(score)
+    events = _scaled_events(notes_and_rests, lengths)
+    while events and events[-1].pitch is None:  # trailing silence is not part of the tune
+        events.pop()
+    steps = sum(e.steps for e in events)
+    bars = -(-(steps - pickup) // meter.steps_per_bar)
+    filled = pickup + bars * meter.steps_per_bar
+    events[-1] = encoding.Event(events[-1].pitch, events[-1].steps + filled - steps)
     transposed = [
         encoding.Event(None if e.pitch is None else e.pitch + shift, e.steps) for e in events
     ]
-    return tuple(encoding.events_to_tokens(transposed)), None
+    song = Song(
+        song_id="",
+        tokens=tuple(encoding.events_to_tokens(transposed)),
+        meter=meter_name,
+        pickup=pickup,
+        mode="minor" if song_key.mode == "minor" else "major",
+        phrase_ends=_phrase_ends(phrase_marks, lengths, filled),
+    )
+    return song, None
 
 
-def _process_file(args: tuple[str, str]) -> list[tuple[str, tuple[str, ...] | None, str | None]]:
+def _scaled_events(elements: list, lengths: list[Fraction]) -> list[encoding.Event]:
+    """Events of the rescaled song, tied notes merged into one."""
+    events: list[encoding.Event] = []
+    for element, length in zip(elements, lengths, strict=True):
+        steps = int(length / Fraction(encoding.STEP_QL))
+        pitch = None if element.isRest else element.pitch.midi
+        tie = element.tie.type if pitch is not None and element.tie is not None else None
+        if tie in ("stop", "continue") and events and events[-1].pitch == pitch:
+            events[-1] = encoding.Event(pitch, events[-1].steps + steps)
+        else:
+            events.append(encoding.Event(pitch, steps))
+    return events
+
+
+def _pickup_steps(part: object, scale: Fraction, meter: form.Meter) -> int | None:
+    """The upbeat's length in steps (0 without one), or None when an inner bar is not whole.
+
+    The first bar may be short (an upbeat) and the last bar may be short (it usually completes
+    the upbeat); every other bar must fill the meter, or positions in the bar would be wrong.
+    """
+    from music21 import stream as m21stream
+
+    assert isinstance(part, m21stream.Stream)
+    measures = list(part.getElementsByClass(m21stream.Measure))
+    if not measures:
+        return 0
+    bar = meter.steps_per_bar
+    sizes = [Fraction(m.duration.quarterLength).limit_denominator(64) * scale * 4 for m in measures]
+    if any(size.denominator != 1 for size in sizes):
+        return None
+    whole = [int(size) for size in sizes]
+    if any(size != bar for size in whole[1:-1]) or whole[-1] > bar or not 0 < whole[0] <= bar:
+        return None
+    return whole[0] % bar
+
+
+def _phrase_ends(marks: list[bool] | None, lengths: list[Fraction], total: int) -> tuple[int, ...]:
+    if not marks or len(marks) != len(lengths):
+        return ()
+    ends: list[int] = []
+    position = Fraction(0)
+    for marked, length in zip(marks, lengths, strict=True):
+        position += length * 4
+        if marked:
+            ends.append(min(int(position), total))
+    return tuple(ends)
+
+
+def kern_phrase_marks(text: str) -> list[bool]:
+    """For each note and rest of a one-spine kern song, whether a phrase ends on it (``}``)."""
+    marks: list[bool] = []
+    for line in text.splitlines():
+        token = line.split("\t")[0].strip()
+        if not token or token[0] in "*!=." or "q" in token:
+            continue
+        marks.append("}" in token)
+    return marks
+
+
+def _process_file(args: tuple[str, str]) -> list[tuple[str, Song | None, str | None]]:
     """Worker: parse one file (maybe holding several songs) and check/encode each song in it."""
     path, name = args
+    from dataclasses import replace
+
     from music21 import converter
 
     try:
@@ -164,14 +280,17 @@ def _process_file(args: tuple[str, str]) -> list[tuple[str, tuple[str, ...] | No
         scores = _scores_in(parsed)
     except Exception:  # music21 raises many types on malformed input; all mean "unreadable"
         return [(name, None, DROP_UNREADABLE)]
-    results: list[tuple[str, tuple[str, ...] | None, str | None]] = []
+    marks = None
+    if path.lower().endswith(".krn") and len(scores) == 1:
+        marks = kern_phrase_marks(Path(path).read_text(encoding="utf-8", errors="replace"))
+    results: list[tuple[str, Song | None, str | None]] = []
     for index, score in enumerate(scores):
         song_id = name if len(scores) == 1 else f"{name}#{index}"
         try:
-            tokens, reason = check_and_encode(score)
+            song, reason = check_and_encode(score, marks)
         except Exception:
-            tokens, reason = None, DROP_UNREADABLE
-        results.append((song_id, tokens, reason))
+            song, reason = None, DROP_UNREADABLE
+        results.append((song_id, None if song is None else replace(song, song_id=song_id), reason))
     return results
 
 
@@ -201,18 +320,32 @@ def preprocess(
     jobs = [(str(path), source.relative_name(path)) for path in source.files]
     corpus = Corpus(songs=[], data_hash=data_hash)
     for results in _map_parallel(jobs, workers, progress):
-        for song_id, tokens, reason in results:
-            if tokens is None:
+        for _song_id, song, reason in results:
+            if song is None:
                 corpus.dropped[reason or DROP_UNREADABLE] += 1
             else:
-                corpus.songs.append(Song(song_id, tokens))
+                corpus.songs.append(song)
     _write_cache(cache_path, corpus)
     return corpus
 
 
+def quiet_music21() -> None:
+    """music21 warns on every odd Humdrum token in ESAC (``*MX`` …); the drop counts already
+    tell the story, so the parsers (this process and every worker) stay quiet."""
+    import logging
+    import warnings
+
+    logging.getLogger("music21").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="music21")
+    from music21 import environment
+
+    # Each music21 module holds its own Environment, so the method is silenced on the class.
+    environment.Environment.warn = lambda *args, **kwargs: None  # type: ignore[method-assign]
+
+
 def _map_parallel(
     jobs: list[tuple[str, str]], workers: int | None, progress: bool
-) -> Iterator[list[tuple[str, tuple[str, ...] | None, str | None]]]:
+) -> Iterator[list[tuple[str, Song | None, str | None]]]:
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(jobs), desc="parsing songs", unit="file", disable=not progress)
     with bar:
@@ -221,7 +354,7 @@ def _map_parallel(
                 yield _process_file(job)
                 bar.update()
             return
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=quiet_music21) as pool:
             for results in pool.map(_process_file, jobs, chunksize=8):
                 yield results
                 bar.update()
@@ -232,7 +365,10 @@ def _write_cache(path: Path, corpus: Corpus) -> None:
     payload = {
         "data_hash": corpus.data_hash,
         "dropped": dict(corpus.dropped),
-        "songs": [[s.song_id, " ".join(s.tokens)] for s in corpus.songs],
+        "songs": [
+            [s.song_id, " ".join(s.tokens), s.meter, s.pickup, s.mode, list(s.phrase_ends)]
+            for s in corpus.songs
+        ],
     }
     tmp = path.with_suffix(".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8") as handle:
@@ -243,5 +379,8 @@ def _write_cache(path: Path, corpus: Corpus) -> None:
 def _read_cache(path: Path, data_hash: str) -> Corpus:
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         payload = json.load(handle)
-    songs = [Song(song_id, tuple(text.split())) for song_id, text in payload["songs"]]
+    songs = [
+        Song(song_id, tuple(text.split()), meter, pickup, mode, tuple(ends))
+        for song_id, text, meter, pickup, mode, ends in payload["songs"]
+    ]
     return Corpus(songs=songs, dropped=Counter(payload["dropped"]), data_hash=data_hash)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from music21 import bar as m21bar
 from music21 import clef as m21clef
 from music21 import key as m21key
 from music21 import metadata as m21metadata
@@ -17,6 +18,7 @@ from music21 import meter as m21meter
 from music21 import note as m21note
 from music21 import stream as m21stream
 from music21 import tempo as m21tempo
+from music21 import tie as m21tie
 
 STEP_QL = 0.25  # one step is a 16th note, in quarter lengths
 HOLD = "_"
@@ -123,25 +125,64 @@ def decode(
     bpm: float = 100.0,
     key: m21key.Key | None = None,
     title: str | None = None,
+    pickup: int = 0,
 ) -> m21stream.Score:
     """Build a notated score from step symbols: notes with real durations, bars, key and tempo.
 
-    music21's ``makeNotation`` splits notes that cross a bar line into tied notes, so any token
-    sequence becomes valid notation.
+    Bars are laid out from the upbeat (``pickup`` steps before the first bar line, numbered bar 0
+    as musicians number an incomplete first bar); a note that crosses a bar line is split into
+    tied notes, and music21's ``makeNotation`` spells the rest (beams, dotted and tied values).
     """
+    signature = m21meter.TimeSignature(meter)
+    bar_steps = round(signature.barDuration.quarterLength / STEP_QL)
     part = m21stream.Part()
-    part.append(m21clef.TrebleClef())
-    part.append(m21meter.TimeSignature(meter))
-    if key is not None:
-        part.append(m21key.Key(key.tonic.name, key.mode))
-    part.append(m21tempo.MetronomeMark(number=bpm, referent=1.0))
-    for event in tokens_to_events(tokens):
-        length = event.steps * STEP_QL
-        element = m21note.Rest() if event.pitch is None else spell(event.pitch, key)
-        element.quarterLength = length
-        part.append(element)
+    bars = _bars(tokens_to_events(tokens), bar_steps, pickup)
+    for number, pieces in enumerate(bars, start=0 if pickup else 1):
+        measure = m21stream.Measure(number=number)
+        if not part.getElementsByClass(m21stream.Measure):
+            measure.append(m21clef.TrebleClef())
+            measure.append(m21meter.TimeSignature(meter))
+            if key is not None:
+                measure.append(m21key.Key(key.tonic.name, key.mode))
+            measure.append(m21tempo.MetronomeMark(number=bpm, referent=1.0))
+        for pitch, steps, tie in pieces:
+            element = m21note.Rest() if pitch is None else spell(pitch, key)
+            element.quarterLength = steps * STEP_QL
+            if tie is not None and pitch is not None:
+                element.tie = m21tie.Tie(tie)
+            measure.append(element)
+        if number == 0 and pickup:
+            measure.paddingLeft = (bar_steps - pickup) * STEP_QL
+        part.append(measure)
+    measures = part.getElementsByClass(m21stream.Measure)
+    if measures:
+        measures[-1].rightBarline = m21bar.Barline("final")  # the song ends here
     score = m21stream.Score()
     score.insert(0, part)
     # Without metadata music21 credits "Music21" as the composer on every score.
     score.metadata = m21metadata.Metadata(title=title or "", composer="melodybot")
     return score.makeNotation()
+
+
+def _bars(
+    events: Sequence[Event], bar_steps: int, pickup: int
+) -> list[list[tuple[int | None, int, str | None]]]:
+    """Events cut at the bar lines: per bar, (pitch, steps, tie type or None) pieces."""
+    bars: list[list[tuple[int | None, int, str | None]]] = [[]]
+    room = pickup or bar_steps  # steps left in the current bar
+    for event in events:
+        left = event.steps
+        first = True
+        while left:
+            if room == 0:
+                bars.append([])
+                room = bar_steps
+            piece = min(left, room)
+            left -= piece
+            room -= piece
+            tie = None
+            if not (first and not left):
+                tie = "start" if first else ("stop" if not left else "continue")
+            bars[-1].append((event.pitch, piece, tie))
+            first = False
+    return bars

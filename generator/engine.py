@@ -1,8 +1,11 @@
-"""Composing: a request's seed → the model, one step at a time → a melody in the seed's key.
+"""Composing: a request's opening notes → the model, one step at a time → a melody in their key.
 
-The model only knows C major / A minor, so the seed is transposed there, continued, and the result
-transposed back. Sampling uses each request's own random generator, so the same model, request and
-``seed=`` give the same melody, byte for byte, whether composed alone or in a batch.
+The model only knows C major / A minor, so the opening is transposed there, continued, and the
+result transposed back. The melody has exactly the length asked for: the model is told at every
+step where it stands in the bar and how many bars are left, the song's end can't be drawn before
+the last bar line, and in the last bar the final note falls on a strong beat, is the tonic and is
+held to the bar line (a cadence). Sampling uses each request's own random generator, so the same
+model, request and ``seed=`` give the same melody, byte for byte, alone or in a batch.
 """
 
 from __future__ import annotations
@@ -16,27 +19,45 @@ from pathlib import Path
 import numpy as np
 from music21 import key as m21key
 
-from generator import encoding
-from generator.keys import key_label, shift_to_reference
-from generator.model import MODEL_FILE, StepModel
+from generator import encoding, form
+from generator.keys import (
+    REFERENCE_PITCH_CLASS,
+    key_label,
+    profile_fit,
+    scale_of,
+    shift_to_reference,
+)
+from generator.model import MODEL_FILE, StepModel, softmax
 from generator.request import MAX_SEED, MelodyRequest, RequestError
 from generator.vocab import Vocabulary
 
-STOPPED_AT_SONG_END = "song end"
-STOPPED_AT_LENGTH = "length cap"
 MIDI_RANGE = (0, 127)
+# How the last note came about: the model chose the tonic on a strong beat of the last bar, or
+# it was asked to (the last strong beat came without one).
+ENDED_BY_MODEL = "cadence chosen by the model"
+ENDED_BY_RULE = "cadence on the last strong beat"
+ENDED_OPEN = "no strong beat left for a cadence"
+# How keys are usually spelled (music21 writes flats as "-"), by tonic pitch class.
+TONIC_NAMES = {
+    "major": ("C", "D-", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B"),
+    "minor": ("C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B"),
+}
+# In reading a short opening's key, a tonic it starts or ends on wins a near tie by this much.
+ANCHOR_BONUS = 0.05
+# An upbeat heard in the opening must explain it better than none by this many nats.
+PICKUP_MARGIN_NATS = 2.0
 
 
 @dataclass(frozen=True)
 class Melody:
-    """A composed melody: its steps in the request's key, and how to notate and play it."""
+    """A composed melody: its steps in the request's key, its bar layout and how it ended."""
 
     request: MelodyRequest
     tokens: tuple[str, ...]
     key: m21key.Key
     rng_seed: int
-    stopped_by: str
-    model_name: str
+    pickup: int
+    ending: str
 
     @property
     def steps(self) -> int:
@@ -44,7 +65,13 @@ class Melody:
 
     @property
     def bars(self) -> float:
-        return self.steps / self.request.steps_per_bar
+        """Whole bars after the upbeat (the upbeat is not counted, as musicians count)."""
+        return (self.steps - self.pickup) / self.request.steps_per_bar
+
+    @property
+    def layout(self) -> form.Layout:
+        """The bar grid the melody was composed on (``2/2`` reads as the ``4/4`` grid)."""
+        return form.Layout(form.model_meter(self.request.meter), self.pickup, self.steps)
 
     @property
     def duration_seconds(self) -> float:
@@ -61,6 +88,7 @@ class Melody:
             bpm=self.request.bpm,
             key=self.key,
             title=title,
+            pickup=self.pickup,
         )
 
     def to_midi(self) -> bytes:
@@ -79,8 +107,13 @@ class _Prepared:
     request: MelodyRequest
     key: m21key.Key
     shift: int  # semitones from the request's key into the model's C major / A minor
-    prefix: np.ndarray  # delimiter + seed ids, in the model's key
+    seed_ids: np.ndarray  # the opening's step ids, in the model's key
     rng_seed: int
+    meter: form.Meter
+    pickup: int | None  # None until heard from the opening
+
+    def layout(self, pickup: int) -> form.Layout:
+        return form.Layout(self.meter, pickup, self.request.total_steps_with(pickup))
 
 
 class MelodyEngine:
@@ -117,12 +150,16 @@ class MelodyEngine:
         return low - shift, high - shift
 
     def prepare(self, request: MelodyRequest) -> _Prepared:
-        """Check the request against this model (range, key) and put its seed in the model's key."""
-        key = request.music21_key() or _detect_key(request)
+        """Check the request against this model (range, key) and put the opening in its key.
+
+        Cheap (no model steps): the bot calls it before reserving a melody, so range and key
+        mistakes are answered before anything is stored.
+        """
+        key = request.music21_key() or detect_key(request)
         shift = shift_to_reference(key.tonic.pitchClass, key.mode)
         known = self.vocab.index
         low, high = self.pitch_range(shift)
-        ids = [self.vocab.delimiter_id]
+        ids = []
         for token in request.seed_tokens():
             symbol = token if not token.isdigit() else str(int(token) + shift)
             if symbol not in known:
@@ -132,68 +169,135 @@ class MelodyEngine:
                 )
             ids.append(known[symbol])
         rng_seed = request.rng_seed if request.rng_seed is not None else secrets.randbelow(MAX_SEED)
-        return _Prepared(request, key, shift, np.array(ids, np.int64), rng_seed)
+        meter = form.model_meter(request.meter)
+        return _Prepared(
+            request, key, shift, np.array(ids, np.int64), rng_seed, meter, request.pickup
+        )
 
     def compose(self, request: MelodyRequest) -> Melody:
         return self.compose_many([request])[0]
 
-    def compose_many(
-        self, requests: Sequence[MelodyRequest], *, stop_at_song_end: bool = True
-    ) -> list[Melody]:
-        """Compose several melodies as one batch: one matrix product per step for all of them.
-
-        With ``stop_at_song_end=False`` the song delimiter is never drawn, so every melody runs to
-        its length cap (benchmarks use this to time a fixed number of steps).
-        """
+    def compose_many(self, requests: Sequence[MelodyRequest]) -> list[Melody]:
+        """Compose several melodies as one batch: one matrix product per step for all of them."""
         jobs = [self.prepare(r) for r in requests]
+        pickups = [job.pickup if job.pickup is not None else self.hear_pickup(job) for job in jobs]
+        return self._sample([job.layout(p) for job, p in zip(jobs, pickups, strict=True)], jobs)
+
+    def hear_pickup(self, job: _Prepared) -> int:
+        """The upbeat that makes the opening most likely to the model, or none.
+
+        Every note onset within the first bar is a candidate bar line; a candidate wins only if it
+        explains the opening better than no upbeat by :data:`PICKUP_MARGIN_NATS`, so plain
+        openings (``C4 D4 E4``) keep their first note on the downbeat.
+        """
+        bar = job.meter.steps_per_bar
+        onsets = [k for k, i in enumerate(job.seed_ids) if i != self.vocab.hold_id]
+        candidates = [0] + [k for k in onsets if 0 < k < bar]
+        if len(candidates) == 1:
+            return 0
+        layouts = [job.layout(p) for p in candidates]
+        trackers = [form.FormTracker(layout, self.vocab.delimiter_id) for layout in layouts]
+        state = self.step_model.initial_state(len(candidates))
+        inputs = np.full(len(candidates), self.vocab.delimiter_id, np.int64)
+        log_likelihood = np.zeros(len(candidates))
+        history = list(job.seed_ids)
+        for k, target in enumerate(history):
+            context = np.array([t.context(k, history) for t in trackers], np.int64)
+            probs = softmax(self.step_model.step(inputs, context, state))
+            log_likelihood += np.log(np.maximum(probs[:, target], 1e-12))
+            inputs[:] = target
+        best = int(np.argmax(log_likelihood))
+        if log_likelihood[best] - log_likelihood[0] < PICKUP_MARGIN_NATS:
+            return 0
+        return candidates[best]
+
+    def _sample(self, layouts: list[form.Layout], jobs: list[_Prepared]) -> list[Melody]:
         if not jobs:
             return []
+        vocab = self.vocab
         rngs = [np.random.default_rng(job.rng_seed) for job in jobs]
         allowed = [self._allowed_mask(job.shift) for job in jobs]
-        if not stop_at_song_end:
-            for mask in allowed:
-                mask[self.vocab.delimiter_id] = False
-        outputs: list[list[int]] = [list(job.prefix[1:]) for job in jobs]
-        stopped = [""] * len(jobs)
+        tonic_masks = [
+            self._tonic_mask(job.key.mode) & mask for job, mask in zip(jobs, allowed, strict=True)
+        ]
+        cadence_steps = [layout.final_bar_cadence_steps() for layout in layouts]
+        trackers = [form.FormTracker(layout, vocab.delimiter_id) for layout in layouts]
+        histories: list[list[int]] = [list(job.seed_ids) for job in jobs]
+        endings = [""] * len(jobs)
         state = self.step_model.initial_state(len(jobs))
-        inputs = np.array([job.prefix[0] for job in jobs], np.int64)
-        longest = max(job.request.total_steps for job in jobs)
-        delimiter = self.vocab.delimiter_id
-        for t in range(longest + 1):
-            if all(stopped):
-                break
-            logits = self.step_model.step(inputs, state)
+        inputs = np.full(len(jobs), vocab.delimiter_id, np.int64)
+        context = np.zeros((len(jobs), len(form.CONTEXT_COLUMNS)), np.int64)
+        longest = max(layout.length for layout in layouts)
+        for k in range(longest):
+            for row, tracker in enumerate(trackers):
+                if k < layouts[row].length:
+                    context[row] = tracker.context(k, histories[row])
+            logits = self.step_model.step(inputs, context, state)
             for row, job in enumerate(jobs):
-                if stopped[row]:
-                    inputs[row] = delimiter
+                history = histories[row]
+                if k >= layouts[row].length:
+                    continue  # finished: its row keeps stepping with the batch, unread
+                if k < len(history):  # still reading the opening: teacher-forced
+                    inputs[row] = history[k]
                     continue
-                if t + 1 < len(job.prefix):  # still reading the seed: teacher-forced
-                    inputs[row] = job.prefix[t + 1]
-                    continue
-                choice = sample(logits[row], rngs[row], job.request, allowed[row])
-                if choice == delimiter:
-                    stopped[row] = STOPPED_AT_SONG_END
-                else:
-                    outputs[row].append(choice)
-                    if len(outputs[row]) >= job.request.total_steps:
-                        stopped[row] = STOPPED_AT_LENGTH
+                choice, endings[row] = self._next(
+                    logits[row],
+                    rngs[row],
+                    job,
+                    allowed[row],
+                    tonic_masks[row],
+                    k,
+                    cadence_steps[row],
+                    endings[row],
+                )
+                history.append(choice)
                 inputs[row] = choice
         return [
-            self._finish(job, outputs[row], stopped[row] or STOPPED_AT_LENGTH)
+            self._finish(job, histories[row], layouts[row], endings[row] or ENDED_OPEN)
             for row, job in enumerate(jobs)
         ]
 
+    def _next(
+        self,
+        logits: np.ndarray,
+        rng: np.random.Generator,
+        job: _Prepared,
+        allowed: np.ndarray,
+        tonic: np.ndarray,
+        k: int,
+        cadence_steps: list[int],
+        ending: str,
+    ) -> tuple[int, str]:
+        """One step of one melody, with the cadence rules of the last bar applied."""
+        if ending:  # the final note sounds: hold it to the end
+            return self.vocab.hold_id, ending
+        if k in cadence_steps:
+            if k == cadence_steps[-1]:  # the last strong beat: the tonic comes now
+                return sample(logits, rng, job.request, tonic), ENDED_BY_RULE
+            choice = sample(logits, rng, job.request, allowed)
+            return choice, ENDED_BY_MODEL if tonic[choice] else ""
+        return sample(logits, rng, job.request, allowed), ""
+
     def _allowed_mask(self, shift: int) -> np.ndarray:
-        """Symbols the sampler may pick: pitches that stay valid MIDI notes once transposed back."""
+        """Symbols the sampler may pick before the end: never the song's end (the length is
+        fixed), and only pitches that stay valid MIDI notes once transposed back."""
         mask = np.ones(len(self.vocab), bool)
+        mask[self.vocab.delimiter_id] = False
         back = self._pitch_values - shift
         mask[self._pitch_ids[(back < MIDI_RANGE[0]) | (back > MIDI_RANGE[1])]] = False
         return mask
 
-    def _finish(self, job: _Prepared, ids: list[int], stopped_by: str) -> Melody:
+    def _tonic_mask(self, mode: str) -> np.ndarray:
+        """Pitches of the tonic (C in major, A in minor, as the model sees every key)."""
+        mask = np.zeros(len(self.vocab), bool)
+        tonic = REFERENCE_PITCH_CLASS["minor" if mode == "minor" else "major"]
+        mask[self._pitch_ids[self._pitch_values % 12 == tonic]] = True
+        return mask
+
+    def _finish(self, job: _Prepared, ids: list[int], layout: form.Layout, ending: str) -> Melody:
         symbols = self.vocab.decode(ids)
         tokens = tuple(s if not s.isdigit() else str(int(s) - job.shift) for s in symbols)
-        return Melody(job.request, tokens, job.key, job.rng_seed, stopped_by, self.name)
+        return Melody(job.request, tokens, job.key, job.rng_seed, layout.pickup, ending)
 
 
 def sample(
@@ -215,19 +319,37 @@ def sample(
     return min(drawn, len(probs) - 1)
 
 
-def _detect_key(request: MelodyRequest) -> m21key.Key:
-    """The seed's key by music21's analysis, told apart from its relative key by the seed itself.
+def detect_key(request: MelodyRequest) -> m21key.Key:
+    """The opening's key, read the plain way first.
 
-    A few notes rarely separate a major key from its relative minor (C D E analyses as A minor),
-    so when the seed starts or ends on the other one's tonic, that one is taken. C major when the
-    seed is too short to tell at all.
+    A few notes rarely name a key: ``C4 D4`` fits C major, G major, D minor … So a short opening
+    (at most four pitch classes) is read in the key whose scale holds all its notes and whose
+    Krumhansl-Kessler profile fits it best, a key whose tonic the opening starts or ends on
+    winning a near tie (major first on a tie): ``C4 D4`` and ``G4 C5 E5 G5`` are C major,
+    ``A4 C5`` A minor. Longer openings use music21's key analysis, told apart from the relative
+    key by the notes the opening starts or ends on.
     """
     from music21 import note as m21note
     from music21 import stream as m21stream
 
     pitched = [n.pitch for n in request.seed_notes if n.pitch is not None]
-    if len({p % 12 for p in pitched}) == 1:  # one pitch: call it the tonic of a major key
-        return m21key.Key(m21note.Note(pitched[0]).pitch.name)
+    classes = {p % 12 for p in pitched}
+    if len(classes) <= 4:
+        histogram = np.zeros(12)
+        for note in request.seed_notes:
+            if note.pitch is not None:
+                histogram[note.pitch % 12] += note.steps
+        anchors = {pitched[0] % 12, pitched[-1] % 12}
+        readings = [
+            (profile_fit(histogram, tonic, mode) + ANCHOR_BONUS * (tonic in anchors), -order, tonic)
+            for order, mode in enumerate(("major", "minor"))
+            for tonic in range(12)
+            if classes <= scale_of(tonic, mode)
+        ]
+        if readings:
+            _, minus_order, tonic = max(readings)
+            mode = ("major", "minor")[-minus_order]
+            return m21key.Key(TONIC_NAMES[mode][tonic], mode)
     melody = m21stream.Stream([m21note.Note(p) for p in pitched])
     try:
         detected = melody.analyze("key")

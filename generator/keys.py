@@ -8,9 +8,32 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 from music21 import key as m21key
 
 REFERENCE_PITCH_CLASS = {"major": 0, "minor": 9}  # C major, A minor
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+# Natural minor plus the raised seventh (harmonic minor's leading tone): the two forms folk
+# tunes in minor use.
+MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)
+# Krumhansl & Kessler's key profiles, tonic first.
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def scale_of(tonic: int, mode: str) -> set[int]:
+    """Pitch classes of a key's scale."""
+    steps = MINOR_SCALE if mode == "minor" else MAJOR_SCALE
+    return {(tonic + s) % 12 for s in steps}
+
+
+def profile_fit(histogram: np.ndarray, tonic: int, mode: str) -> float:
+    """Correlation of a pitch-class histogram (C first) with a key's Krumhansl-Kessler profile."""
+    profile = np.roll(KK_MINOR if mode == "minor" else KK_MAJOR, tonic)
+    if not histogram.any() or np.all(histogram == histogram[0]):
+        return 0.0
+    return float(np.corrcoef(histogram, profile)[0, 1])
+
 
 _KEY_PATTERN = re.compile(
     r"^(?P<tonic>[A-Ga-g])(?P<accidental>#|b|♯|♭|-)?(?P<mode>m|min|minor|maj|major)?$"

@@ -14,7 +14,7 @@ from fractions import Fraction
 
 from music21 import key as m21key
 
-from generator import encoding
+from generator import encoding, form
 from generator.keys import key_label, parse_key
 
 EXAMPLE = "C4 D4 E4:2 G4 temp=0.8 bars=8"
@@ -25,17 +25,21 @@ DEFAULT_BARS = 8
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_BPM = 100
 MAX_SEED = 2**32 - 1
-SUPPORTED_DENOMINATORS = (2, 4, 8, 16)
+# Below this temperature (or with topk=1) sampling is nearly greedy: every seed= gives one tune.
+MIN_TEMPERATURE = 0.2
+MAX_TEMPERATURE = 2.0
+MIN_TOP_K = 2
 
 OPTION_HELP = {
-    "temp": "temperature, 0 < temp ≤ 2 (lower is safer, higher is wilder)",
+    "temp": f"temperature, {MIN_TEMPERATURE:g}–{MAX_TEMPERATURE:g} (lower: safer, higher: wilder)",
     "bars": f"length of the whole melody in bars, 1–{MAX_BARS}",
     "steps": f"length in 16th-note steps, 1–{MAX_STEPS}",
     "key": "key of the melody, e.g. G, Em, F#m, Bb (default: guessed from the seed)",
     "bpm": "tempo in quarter notes per minute, 30–300",
-    "meter": "time signature, e.g. 3/4, 6/8",
+    "meter": f"time signature: {', '.join(form.REQUESTABLE_METERS)} (default 4/4)",
+    "pickup": "the upbeat in quarter notes, e.g. pickup=1 (default: heard from your notes)",
     "seed": f"random seed 0–{MAX_SEED}: the same seed gives the same melody",
-    "topk": "sample only among the k most likely next steps",
+    "topk": f"sample only among the k most likely next steps (k ≥ {MIN_TOP_K})",
     "topp": "sample only among the most likely steps that add up to p (0 < p ≤ 1)",
 }
 
@@ -73,6 +77,7 @@ class MelodyRequest:
     key: str | None = None  # as the user wrote it, normalised (e.g. "F#m"); None = detect
     bpm: int = DEFAULT_BPM
     meter: str = "4/4"
+    pickup: int | None = None  # upbeat in 16th steps; None = detect it from the seed
     rng_seed: int | None = None
     top_k: int | None = None
     top_p: float | None = None
@@ -84,19 +89,29 @@ class MelodyRequest:
 
     @property
     def steps_per_bar(self) -> int:
-        numerator, denominator = (int(x) for x in self.meter.split("/"))
-        return numerator * 16 // denominator
+        return form.model_meter(self.meter).steps_per_bar
 
     @property
     def seed_steps(self) -> int:
         return sum(n.steps for n in self.seed_notes)
 
     @property
-    def total_steps(self) -> int:
-        """The melody's length cap in steps, seed included."""
+    def length_in_bars(self) -> float:
+        """The whole bars asked for (``steps=`` counted in bars, the upbeat not counted)."""
+        if self.steps is not None:
+            return self.steps / self.steps_per_bar
+        return self.bars or DEFAULT_BARS
+
+    def total_steps_with(self, pickup: int) -> int:
+        """The melody's exact length in steps, seed included, for a given upbeat length."""
         if self.steps is not None:
             return self.steps
-        return (self.bars or DEFAULT_BARS) * self.steps_per_bar
+        return pickup + (self.bars or DEFAULT_BARS) * self.steps_per_bar
+
+    @property
+    def total_steps(self) -> int:
+        """The melody's exact length in steps with the upbeat given (none if it is detected)."""
+        return self.total_steps_with(self.pickup or 0)
 
     def seed_tokens(self) -> list[str]:
         return encoding.events_to_tokens(encoding.Event(n.pitch, n.steps) for n in self.seed_notes)
@@ -145,6 +160,8 @@ class MelodyRequest:
             options.append(f"bpm={self.bpm}")
         if self.meter != "4/4":
             options.append(f"meter={self.meter}")
+        if self.pickup is not None:
+            options.append(f"pickup={self.pickup / 4:g}")
         if self.rng_seed is not None:
             options.append(f"seed={self.rng_seed}")
         if self.top_k is not None:
@@ -162,6 +179,7 @@ class MelodyRequest:
             "key": self.key,
             "bpm": self.bpm,
             "meter": self.meter,
+            "pickup": self.pickup,
             "rng_seed": self.rng_seed,
             "top_k": self.top_k,
             "top_p": self.top_p,
@@ -201,7 +219,7 @@ def parse_note_name(text: str) -> int:
     return midi
 
 
-def _parse_duration(text: str, note_text: str) -> int:
+def _parse_duration(text: str, note_text: str, *, allow_zero: bool = False) -> int:
     try:
         quarters = Fraction(text)
     except (ValueError, ZeroDivisionError):
@@ -210,6 +228,8 @@ def _parse_duration(text: str, note_text: str) -> int:
             "like D4:2 (half note) or E4:0.5 (eighth)."
         ) from None
     steps = quarters * 4
+    if allow_zero and steps == 0:
+        return 0
     if steps.denominator != 1 or not 1 <= steps <= 64:
         raise RequestError(
             f"The duration in '{note_text}' must be a multiple of 0.25 (a 16th) "
@@ -263,9 +283,14 @@ def _number(name: str, value: str, kind: type, low: float, high: float, *, open_
 
 def _parse_meter(value: str) -> str:
     match = re.fullmatch(r"(\d{1,2})/(\d{1,2})", value)
-    if not match or int(match[2]) not in SUPPORTED_DENOMINATORS or not 1 <= int(match[1]) <= 16:
-        raise RequestError(f"meter= must look like 3/4 or 6/8, not '{value}'.")
-    return f"{int(match[1])}/{int(match[2])}"
+    meter = f"{int(match[1])}/{int(match[2])}" if match else value
+    if meter not in form.REQUESTABLE_METERS:
+        known = ", ".join(form.REQUESTABLE_METERS)
+        raise RequestError(
+            f"meter= takes a folk meter the model knows: {known}; not '{value}'.",
+            example="C4 D4 E4 meter=3/4",
+        )
+    return meter
 
 
 def _apply_option(options: dict[str, object], name: str, value: str) -> None:
@@ -274,7 +299,7 @@ def _apply_option(options: dict[str, object], name: str, value: str) -> None:
     if value == "":
         raise RequestError(f"{name}= needs a value: {OPTION_HELP[name]}.")
     if name == "temp":
-        options[name] = float(_number("temp", value, float, 0, 2, open_low=True))
+        options[name] = float(_number("temp", value, float, MIN_TEMPERATURE, MAX_TEMPERATURE))
     elif name == "bars":
         options[name] = _number("bars", value, int, 1, MAX_BARS)
     elif name == "steps":
@@ -284,11 +309,13 @@ def _apply_option(options: dict[str, object], name: str, value: str) -> None:
     elif name == "seed":
         options[name] = _number("seed", value, int, 0, MAX_SEED)
     elif name == "topk":
-        options[name] = _number("topk", value, int, 1, 1000)
+        options[name] = _number("topk", value, int, MIN_TOP_K, 1000)
     elif name == "topp":
         options[name] = float(_number("topp", value, float, 0, 1, open_low=True))
     elif name == "meter":
         options[name] = _parse_meter(value)
+    elif name == "pickup":
+        options[name] = _parse_duration(value, f"pickup={value}", allow_zero=True)
     elif name == "key":
         try:
             options[name] = key_label(parse_key(value))
@@ -327,6 +354,15 @@ def parse_request(text: str, *, default_temperature: float = DEFAULT_TEMPERATURE
         raise RequestError("The seed needs at least one note, not only rests.")
     if "bars" in options and "steps" in options:
         raise RequestError("Give bars= or steps=, not both.")
+    meter = str(options.get("meter", "4/4"))
+    pickup = options.get("pickup")
+    bar_steps = form.model_meter(meter).steps_per_bar
+    if pickup is not None and int(pickup) >= bar_steps:  # type: ignore[call-overload]
+        raise RequestError(
+            f"An upbeat is shorter than a bar: pickup= must be less than {bar_steps / 4:g} "
+            f"quarter notes in {meter}.",
+            example=f"G4:0.5 C5 C5 D5 meter={meter} pickup=0.5",
+        )
     request = MelodyRequest(
         seed_notes=seed_notes,
         temperature=float(options.get("temp", default_temperature)),  # type: ignore[arg-type]
@@ -334,13 +370,14 @@ def parse_request(text: str, *, default_temperature: float = DEFAULT_TEMPERATURE
         steps=options.get("steps"),  # type: ignore[arg-type]
         key=options.get("key"),  # type: ignore[arg-type]
         bpm=int(options.get("bpm", DEFAULT_BPM)),  # type: ignore[arg-type]
-        meter=str(options.get("meter", "4/4")),
+        meter=meter,
+        pickup=pickup,  # type: ignore[arg-type]
         rng_seed=options.get("seed"),  # type: ignore[arg-type]
         top_k=options.get("topk"),  # type: ignore[arg-type]
         top_p=options.get("topp"),  # type: ignore[arg-type]
         text=text.strip(),
     )
-    if request.seed_steps >= request.total_steps:
+    if request.seed_steps >= request.total_steps_with(request.pickup or 0):
         bars_needed = -(-request.seed_steps // request.steps_per_bar) + 1
         raise RequestError(
             f"The seed already fills {request.seed_steps / request.steps_per_bar:g} bars; ask "

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from generator.corpus import Song
-from generator.dataset import frame_song
+from generator.dataset import frame_context, frame_song
 from generator.model import StepModel, softmax
 from generator.vocab import Vocabulary
 
@@ -105,18 +105,22 @@ def score_songs(
 ) -> SongScores:
     """Score every step of every song (and its closing delimiter), batched by length."""
     usable, skipped = known_songs(vocab, songs)
-    framed = sorted((frame_song(vocab, s) for s in usable), key=len)
+    framed = sorted(
+        ((frame_song(vocab, s), frame_context(vocab, s)) for s in usable), key=lambda p: len(p[0])
+    )
     tally = Tally(vocab)
     for begin in range(0, len(framed), batch_size):
         batch = framed[begin : begin + batch_size]
-        longest = max(len(f) for f in batch)
+        longest = max(len(f) for f, _ in batch)
         ids = np.zeros((len(batch), longest), np.int32)
+        context = np.zeros((len(batch), longest, batch[0][1].shape[1]), np.int32)
         valid = np.zeros((len(batch), longest), bool)
-        for row, f in enumerate(batch):
+        for row, (f, c) in enumerate(batch):
             ids[row, : len(f)] = f
+            context[row, : len(f)] = c
             valid[row, : len(f)] = True
         state = model.initial_state(len(batch))
         for t in range(longest - 1):
-            probs = softmax(model.step(ids[:, t], state))
+            probs = softmax(model.step(ids[:, t], context[:, t], state))
             tally.add(probs, ids[:, t + 1], valid[:, t + 1])
     return tally.scores(len(usable), skipped)

@@ -13,14 +13,23 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
 
 from generator import corpus as corpus_mod
+from generator import form
 from generator.dataset import build_index, make_dataset
-from generator.model import MODEL_FILE, ModelShape, StepModel, build_model, save_for_inference
+from generator.model import (
+    MODEL_FILE,
+    ModelShape,
+    StepModel,
+    build_model,
+    check_form_inputs,
+    save_for_inference,
+)
 from generator.scoring import score_songs
 from generator.vocab import Vocabulary
 
@@ -42,6 +51,7 @@ class TrainConfig:
     seed: int = 0
     max_songs: int | None = None  # for quick trials and tests: the first N songs only
     max_minutes: float | None = None  # stop after the epoch that crosses this wall-time budget
+    form_inputs: tuple[str, ...] = form.CONTEXT_COLUMNS  # what the network reads beside each step
     verbose: int = 1
 
 
@@ -96,11 +106,20 @@ def train(config: TrainConfig) -> dict:
         units=config.units,
         depth=config.depth,
         dropout=config.dropout,
+        form_inputs=check_form_inputs(config.form_inputs),
     )
     train_index = build_index(vocab, train_songs, config.window)
     valid_index = build_index(vocab, valid_songs, config.window)
-    train_data = make_dataset(train_index, config.batch_size, shuffle=True, seed=config.seed)
-    valid_data = make_dataset(valid_index, config.batch_size, shuffle=False)
+    train_data = make_dataset(
+        train_index,
+        config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        form_inputs=shape.form_inputs,
+    )
+    valid_data = make_dataset(
+        valid_index, config.batch_size, shuffle=False, form_inputs=shape.form_inputs
+    )
 
     model = build_model(shape)
     model.compile(
@@ -153,6 +172,11 @@ def train(config: TrainConfig) -> dict:
             "train_steps": train_index.target_count,
         },
         "vocabulary": list(vocab.symbols),
+        "form": {
+            "meters": [m.name for m in form.MODEL_METERS],
+            "inputs": list(shape.form_inputs),
+            "meters_in_training": dict(sorted(Counter(s.meter for s in train_songs).items())),
+        },
         "hyperparameters": {k: v for k, v in asdict(config).items() if k not in ("data", "out_dir")}
         | {"vocab_size": len(vocab)},
         "validation": scores.as_dict() | {"method": "whole songs, state carried from the start"},

@@ -50,19 +50,22 @@ def test_parser_finds_commands_and_ignores_chat():
 async def test_melody_again_show_history_and_forget(app):
     reply = await app.core.handle(say("!melody C4 D4 E4 seed=4 bars=4"))
     assert reply.melody_id == 1 and {a.kind for a in reply.attachments} >= {"midi", "png"}
+    assert " · 4 bars · " in reply.text.splitlines()[0]
+    waltz = await app.core.handle(say("!melody G4 C5 E5 meter=3/4 pickup=1 bars=6 seed=2"))
+    assert " · 6 bars of 3/4 with an upbeat · " in waltz.text.splitlines()[0]
     midi = reply.attachment("midi").data
     again = await app.core.handle(say("!again 1 temp=1.5"))
-    assert again.melody_id == 2 and "temp 1.5 · seed 4" in again.text
+    assert again.melody_id == 3 and "temp 1.5 · seed 4" in again.text
     shown = await app.core.handle(say("!show 1", user="bob"))  # anyone in the chat may
     assert shown.attachment("midi").data == midi and shown.melody_id == 1
     elsewhere = await app.core.handle(say("!show 1", chat="another chat"))
     assert "can't find melody #1 in this chat" in elsewhere.text
     history = await app.core.handle(say("!history"))
-    assert history.text.splitlines()[1].startswith("#2 ·") and "#1 ·" in history.text
+    assert history.text.splitlines()[1].startswith("#3 ·") and "#1 ·" in history.text
     asked = await app.core.handle(say("!forgetme"))
-    assert "deletes all 2" in asked.text
+    assert "deletes all 3" in asked.text
     done = await app.core.handle(say("!forgetme confirm"))
-    assert "deleted 2" in done.text
+    assert "deleted 3" in done.text
     assert "no melodies yet" in (await app.core.handle(say("!history"))).text
 
 

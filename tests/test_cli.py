@@ -47,12 +47,25 @@ def test_generate_writes_midi_and_musicxml(runner, tmp_path):
     assert [n.pitch.nameWithOctave for n in notes[:3]] == ["C4", "D4", "E4"]
     assert converter.parse(xml).flatten().notes
     assert "redo with: C4 D4 E4 temp=0.7 bars=4 seed=5" in result.output
+    assert "key C, 4 bars of 4/4" in result.output
+
+
+def test_generate_says_the_real_length_meter_and_upbeat(runner, tmp_path):
+    midi = tmp_path / "waltz.mid"
+    request = "G4:1 C5 E5 G5 meter=3/4 pickup=1 key=C bars=8 seed=3"
+    result = runner.invoke(main, ["generate", request, "-o", str(midi)])
+    assert result.exit_code == 0, result.output
+    assert "8 bars of 3/4 after a 1-beat upbeat" in result.output
+    notes = converter.parse(midi).flatten().notes
+    assert notes[0].offset == 0  # the upbeat sounds at once, not after a bar of silence
+    end = max(n.offset + n.quarterLength for n in notes)
+    assert end == pytest.approx(1 + 8 * 3)  # in quarter notes: the upbeat and 8 bars of 3/4
 
 
 def test_bad_request_is_a_friendly_error_not_a_traceback(runner):
     result = runner.invoke(main, ["generate", "C4 temp=9"])
     assert result.exit_code == 1
-    assert "temp= must be above 0 and at most 2" in result.output
+    assert "temp= must be at least 0.2 and at most 2" in result.output
     assert "Traceback" not in result.output
 
 

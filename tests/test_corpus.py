@@ -8,7 +8,7 @@ from generator import corpus
 from generator.corpus import Song, is_validation, preprocess
 
 KERN_TEMPLATE = """**kern
-*M2/4
+*M{meter}
 *k[{sig}]
 *{key}:
 {body}
@@ -17,9 +17,11 @@ KERN_TEMPLATE = """**kern
 """
 
 
-def write_kern(folder: Path, name: str, body: str, key: str = "G", sig: str = "f#") -> Path:
+def write_kern(
+    folder: Path, name: str, body: str, key: str = "G", sig: str = "f#", meter: str = "2/4"
+) -> Path:
     path = folder / name
-    path.write_text(KERN_TEMPLATE.format(body=body, key=key, sig=sig))
+    path.write_text(KERN_TEMPLATE.format(body=body, key=key, sig=sig, meter=meter))
     return path
 
 
@@ -65,10 +67,10 @@ def test_second_run_reads_the_cache_not_the_files(tmp_path):
     first = preprocess(tmp_path, cache_dir=cache)
     (cache_file,) = cache.glob("corpus-*.json.gz")
     payload = json.loads(gzip.decompress(cache_file.read_bytes()))
-    payload["songs"].append(["from-cache", "60 _"])
+    payload["songs"].append(["from-cache", "60 _", "2/4", 0, "major", []])
     cache_file.write_bytes(gzip.compress(json.dumps(payload).encode()))
     second = preprocess(tmp_path, cache_dir=cache)
-    assert second.songs[-1] == Song("from-cache", ("60", "_"))
+    assert second.songs[-1] == Song("from-cache", ("60", "_"), "2/4")
     assert second.data_hash == first.data_hash
     write_kern(tmp_path, "b.krn", "4a\n4g\n=1\n2g")  # new data → new key → parsed again
     third = preprocess(tmp_path, cache_dir=cache)
@@ -104,3 +106,38 @@ def test_builtin_essen_collection_needs_no_files():
     source = corpus.resolve_source(corpus.BUILTIN_ESSEN)
     assert source.root is None and len(source.files) >= 30
     assert all(p.suffix == ".abc" and "essenFolksong" in str(p) for p in source.files)
+
+
+def test_meter_upbeat_mode_and_phrase_endings_survive_preprocessing(tmp_path):
+    # 3/4 with a quarter-note upbeat, two phrases; the last bar completes the upbeat
+    body = "{4d\n=1\n4g\n4a\n4b\n=2\n2.g}\n=3\n{4b\n4a\n4g\n=4\n2a}\n4d\n=5\n2g"
+    write_kern(tmp_path, "waltz.krn", body, meter="3/4")
+    (song,) = preprocess(tmp_path, cache_dir=tmp_path / "c").songs
+    assert (song.meter, song.pickup, song.mode) == ("3/4", 4, "major")
+    assert len(song.tokens) == 4 + 5 * 12  # the last bar is filled by its final note
+    assert song.tokens[-12:] == ("72",) + ("_",) * 11  # G4 → C5, held to the bar line
+    assert song.phrase_ends == (28, 48)
+    assert song.layout.position_of(4) == 0 and song.layout.position_of(0) == 8
+
+
+def test_long_value_meters_are_rescaled(tmp_path):
+    write_kern(tmp_path, "breve.krn", "1g\n2a\n2b\n=1\n1.g", meter="4/2")
+    (song,) = preprocess(tmp_path, cache_dir=tmp_path / "c").songs
+    assert song.meter == "4/4"
+    assert [t for t in song.tokens if t != "_"] == ["72", "74", "76", "72"]
+    assert len(song.tokens) == 32 and song.tokens[16:] == ("72",) + ("_",) * 15
+
+
+def test_songs_without_one_known_meter_or_with_broken_bars_are_dropped(tmp_path):
+    write_kern(tmp_path, "free.krn", "4g\n4a\n=1\n2g", meter="X")
+    write_kern(tmp_path, "odd.krn", "4g\n4a\n4b\n4a\n4g\n=1\n2g", meter="5/4")
+    changing = write_kern(tmp_path, "changing.krn", "4g\n4a\n=1\n*M3/4\n4g\n4a\n4b\n=2\n2.g")
+    write_kern(tmp_path, "short_bar.krn", "4g\n4a\n=1\n4g\n=2\n4g\n4a\n=3\n2g")
+    result = preprocess(tmp_path, cache_dir=tmp_path / "c", workers=1, progress=False)
+    assert changing.exists() and not result.songs
+    assert result.dropped == {
+        corpus.DROP_NO_METER: 1,
+        corpus.DROP_OTHER_METER: 1,
+        corpus.DROP_CHANGING_METER: 1,
+        corpus.DROP_IRREGULAR_BARS: 1,
+    }

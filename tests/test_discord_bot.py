@@ -87,6 +87,25 @@ async def test_slash_melody_defers_then_follows_up_with_files(discord_bot):
     assert stored.request["canonical"] == "G4 A4 B4 temp=0.9 bars=8 key=G seed=11"
 
 
+async def test_slash_melody_takes_a_meter_choice_and_an_upbeat(discord_bot):
+    fake, app = discord_bot
+    await fake.send_slash(
+        "melody",
+        [
+            {"name": "notes", "type": 3, "value": "G4 C5 E5"},
+            {"name": "bars", "type": 4, "value": 4},
+            {"name": "meter", "type": 3, "value": "3/4"},
+            {"name": "pickup", "type": 10, "value": 1.0},
+            {"name": "seed", "type": 4, "value": 5},
+        ],
+    )
+    (follow_up,) = await fake.wait_for(lambda p: p.route.startswith(f"POST /webhooks/{APP_ID}/"))
+    assert " · 4 bars of 3/4 with an upbeat · " in follow_up.payload["content"]
+    registered = await app.repo.find_user("discord", "7")
+    (stored,) = await app.repo.history(registered.id)
+    assert stored.request["canonical"] == "G4 C5 E5 temp=1 bars=4 meter=3/4 pickup=1 seed=5"
+
+
 async def test_slash_errors_are_ephemeral(discord_bot):
     fake, _ = discord_bot
     await fake.send_slash("melody", [{"name": "notes", "type": 3, "value": "H4"}])

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from music21 import converter, note
 
-from generator.engine import STOPPED_AT_LENGTH, STOPPED_AT_SONG_END, sample
+from generator import form
+from generator.engine import ENDED_BY_MODEL, ENDED_BY_RULE, detect_key, sample
+from generator.report.features import cadential_ending, ends_at_bar_line
 from generator.request import MelodyRequest, RequestError
 
 
@@ -38,7 +40,7 @@ def test_melody_starts_with_the_seed_in_its_key_and_reads_back_as_midi(shipped_e
     assert melody.tokens[: request.seed_steps] == tuple(request.seed_tokens())
     assert melody.key_label == "G"
     assert _midi_pitches(melody.to_midi())[:4] == [67, 69, 71, 74]
-    assert melody.steps <= request.total_steps
+    assert melody.steps == request.total_steps == 8 * 16
 
 
 def test_generated_notes_stay_in_the_model_range_after_transposing_back(shipped_engine):
@@ -49,15 +51,65 @@ def test_generated_notes_stay_in_the_model_range_after_transposing_back(shipped_
     assert pitches and all(low <= p <= high for p in pitches)
 
 
-def test_stops_at_length_cap_or_song_end(shipped_engine):
-    melodies = shipped_engine.compose_many(
+@pytest.mark.parametrize("meter", ["2/4", "3/4", "4/4", "6/8", "3/8", "2/2"])
+def test_every_melody_is_exactly_the_bars_asked_for_and_ends_with_a_cadence(tiny_engine, meter):
+    """Whatever the model would rather do, the length is the request's and the end a cadence."""
+    bar = form.model_meter(meter).steps_per_bar
+    requests = [
+        MelodyRequest.parse(f"C4 E4:0.5 meter={meter} bars={bars} temp={temp} seed={seed}")
+        for bars in (2, 5, 8, 17, 32)
+        for temp in (0.2, 1.0, 2.0)
+        for seed in range(3)
+    ]
+    for request, melody in zip(requests, tiny_engine.compose_many(requests), strict=True):
+        assert melody.pickup == 0 and melody.bars == request.bars
+        assert melody.steps == request.bars * bar
+        assert "/" not in melody.tokens  # the song's end is never drawn inside the melody
+        assert ends_at_bar_line(melody.tokens, melody.layout)
+        assert cadential_ending(melody.tokens, melody.layout, melody.key.tonic.pitchClass)
+        assert melody.ending in (ENDED_BY_MODEL, ENDED_BY_RULE)
+
+
+def test_a_given_upbeat_keeps_the_bar_lines_where_a_musician_expects_them(tiny_engine):
+    request = MelodyRequest.parse("G4:0.5 C5 C5 D5 meter=3/4 pickup=0.5 bars=8 seed=4")
+    melody = tiny_engine.compose(request)
+    assert melody.pickup == 2 and melody.steps == 2 + 8 * 12 and melody.bars == 8
+    score = melody.to_score()
+    measures = list(score.parts[0].getElementsByClass("Measure"))
+    assert measures[0].number == 0 and measures[0].duration.quarterLength == 0.5
+    assert [m.duration.quarterLength for m in measures[1:]] == [3.0] * 8
+    assert measures[1].notes[0].pitch.midi == 72  # the first C5 falls on the first downbeat
+
+
+def test_an_upbeat_is_heard_from_the_opening_only_when_it_explains_it_clearly(tiny_engine):
+    plain = tiny_engine.compose(MelodyRequest.parse("C4 D4 E4 meter=3/4 seed=1"))
+    assert plain.pickup == 0  # a plain opening keeps its first note on the downbeat
+
+
+def test_steps_gives_exactly_that_many_steps(tiny_engine):
+    melodies = tiny_engine.compose_many(
         [MelodyRequest.parse(f"C4 E4 G4 temp=1 seed={s} steps=40") for s in range(10)]
     )
-    for melody in melodies:
-        assert melody.stopped_by in (STOPPED_AT_LENGTH, STOPPED_AT_SONG_END)
-        assert melody.steps <= 40
-        if melody.stopped_by == STOPPED_AT_LENGTH:
-            assert melody.steps == 40
+    assert all(m.steps == 40 and "/" not in m.tokens for m in melodies)
+
+
+@pytest.mark.parametrize(
+    ("opening", "label"),
+    [
+        ("C4 D4", "C"),
+        ("G4 E4 C4", "C"),
+        ("G4 C5 E5 G5", "C"),  # an upbeat on the dominant, then the tonic triad
+        ("A4 C5", "Am"),
+        ("D4 F#4 A4", "D"),
+        ("E4 G4 B4", "Em"),
+        ("Eb4 G4 Bb4", "Eb"),
+        ("C#4 E4 G#4", "C#m"),
+    ],
+)
+def test_short_openings_are_read_the_plain_way(opening, label):
+    from generator.keys import key_label
+
+    assert key_label(detect_key(MelodyRequest.parse(opening))) == label
 
 
 def test_seed_outside_the_model_range_names_the_range(shipped_engine):
@@ -84,7 +136,7 @@ def test_musicxml_carries_title_key_and_meter(shipped_engine):
 
 
 def test_top_k_one_is_greedy_and_top_p_keeps_the_head():
-    request = MelodyRequest.parse("C4 topk=1")
+    request = MelodyRequest.parse("C4").with_options(top_k=1)  # below what users may ask for
     logits = np.array([0.1, 3.0, 0.2, 2.9])
     allowed = np.ones(4, bool)
     rng = np.random.default_rng(0)
@@ -99,6 +151,6 @@ def test_top_k_one_is_greedy_and_top_p_keeps_the_head():
 def test_temperature_sharpens_the_distribution():
     logits = np.log(np.array([0.5, 0.3, 0.2]))
     rng = np.random.default_rng(1)
-    cold = MelodyRequest.parse("C4 temp=0.1")
+    cold = MelodyRequest.parse("C4").with_options(temperature=0.1)
     draws = [sample(logits, rng, cold, np.ones(3, bool)) for _ in range(300)]
     assert draws.count(0) > 290

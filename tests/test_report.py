@@ -6,11 +6,15 @@ import math
 import numpy as np
 import pytest
 
+from generator import form
 from generator.encoding import Event, events_to_tokens
+from generator.form import Layout
 from generator.report import features as f
+from generator.report.form_checks import form_figures
 from generator.report.overlap import feature_overlap, overlap_area
 
 C_MAJOR_SCALE = events_to_tokens(Event(p, 4) for p in (60, 62, 64, 65, 67, 69, 71, 72))
+FOUR_FOUR = Layout(form.METER_BY_NAME["4/4"], 0, 32)
 
 
 def test_c_major_scale_has_the_known_answers():
@@ -33,7 +37,37 @@ def test_chromatic_notes_leaps_and_repeats():
     assert f.in_scale_rate(events_to_tokens([Event(68, 4)]), 9, "minor") == 1.0  # G# in A minor
     histogram = f.interval_histogram(tokens)
     assert histogram[f.INTERVAL_BINS.index("leap")] == pytest.approx(3 / 5)
-    assert f.repeated_bar_share(tokens) == 0.5  # the second bar repeats the first
+    assert f.repeated_bar_share(tokens, FOUR_FOUR) == 0.5  # the second bar repeats the first
+
+
+def test_bar_features_read_the_melody_on_its_own_meter_and_upbeat():
+    # 3/4 with a quarter upbeat: G | C E G | C'. held over the bar | line … ending on C
+    waltz = Layout(form.METER_BY_NAME["3/4"], pickup=4, length=4 + 3 * 12)
+    tokens = events_to_tokens(
+        [Event(67, 4), Event(60, 4), Event(64, 4), Event(67, 4), Event(72, 16), Event(60, 8)]
+    )
+    assert len(tokens) == waltz.length
+    assert f.full_bars(tokens, waltz)[0] == tuple(tokens[4:16])
+    assert f.bars_starting_with_note(tokens, waltz) == pytest.approx(2 / 3)  # bar 3 is held into
+    assert f.notes_tied_over_bar_lines(tokens, waltz) == pytest.approx(1 / 6)
+    assert f.ends_at_bar_line(tokens, waltz)
+    assert not f.cadential_ending(tokens, waltz, 0)  # C on beat 2 of the last bar: weak
+    strong_end = events_to_tokens([Event(67, 4), Event(60, 12), Event(64, 12), Event(60, 12)])
+    assert f.cadential_ending(strong_end, waltz, 0) and not f.cadential_ending(strong_end, waltz, 7)
+    # read as 4/4 with no upbeat, the same notes cross bar lines differently
+    assert f.notes_tied_over_bar_lines(tokens, Layout(FOUR_FOUR.meter, 0, 40)) != pytest.approx(
+        1 / 6
+    )
+    # long notes (half a bar or more): C' in bar 2 (even), the final C in bar 3
+    assert f.long_notes_in_even_bars(tokens, waltz) == 0.5
+
+
+def test_form_figures_of_a_set_count_exact_lengths():
+    layout = Layout(form.METER_BY_NAME["2/4"], 0, 16)
+    melody = events_to_tokens([Event(60, 4), Event(62, 4), Event(60, 8)])
+    figures = form_figures([melody, melody[:12]], [layout, layout], [0, 0], requested=[16, 16])
+    assert figures["exact_length"] == 0.5 and figures["count"] == 2
+    assert figures["repeated_bars"] == 0.0 and figures["ends_on_tonic"] == 1.0
 
 
 def test_reference_mode_tells_c_major_from_a_minor():
@@ -79,6 +113,7 @@ def test_report_runs_end_to_end(tiny_engine, few_songs_dir, tmp_path):
         out_dir=tmp_path / "report",
         seed=1,
         progress=False,
+        listen=2,
     )
     assert set(results["sets"]) == {"training songs", "temp 0.7", "temp 1"}
     for data in results["sets"].values():
@@ -90,3 +125,36 @@ def test_report_runs_end_to_end(tiny_engine, few_songs_dir, tmp_path):
     assert (tmp_path / "report" / "intervals.png").read_bytes()[:4] == b"\x89PNG"
     page = (tmp_path / "report" / "index.md").read_text()
     assert "Recommended default temperature" in page and "![melodic intervals]" in page
+    for name in ("exact requested length", "cadential ending", "long notes in even bars"):
+        assert name in page
+    assert "## Every length and meter" in page and "| 3/4 |" in page
+    form_all = results["form"]["temp 1"]["all"]
+    assert form_all["exact_length"] == 1.0 and form_all["ends_at_bar_line"] == 1.0
+    for meter in ("2/4", "3/4", "4/4", "6/8"):
+        assert all(v["exact_length"] == 1.0 for v in results["sweeps"]["length"][meter].values())
+    _listening_page_loads_in_a_browser(tmp_path / "report" / results["listening_page"])
+
+
+def _listening_page_loads_in_a_browser(page) -> None:
+    """Every score picture decodes and every audio player can play, in real Chromium."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser import headless_chromium
+
+    with headless_chromium() as browser:
+        browser.get(page.as_uri())
+        ready = (
+            "const imgs = [...document.images], players = [...document.querySelectorAll('audio')];"
+            "return [imgs.length, players.length,"
+            " imgs.filter(i => i.complete && i.naturalWidth > 300).length,"
+            " players.filter(a => a.readyState >= 1 && a.duration > 1).length];"
+        )
+        WebDriverWait(browser, 20).until(
+            lambda b: (lambda n: n[0] == n[2] and n[1] == n[3])(b.execute_script(ready))
+        )
+        images, players, _, _ = browser.execute_script(ready)
+        assert images == players == 4  # two generated melodies beside the two real ones
+        labels = browser.execute_script(
+            "return [...document.querySelectorAll('h2 span')].map(s => s.textContent)"
+        )
+        assert labels == ["generated", "real"] * 2

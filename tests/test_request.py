@@ -78,7 +78,13 @@ def test_note_names(name, midi):
         ("temp=0.5", "Give me a few notes"),
         ("r r:2", "at least one note"),
         (" ".join(["C4:0.25"] * (MAX_SEED_NOTES + 1)) + " bars=64", "64 at most"),
-        ("C4 temp=0", "above 0"),
+        ("C4 temp=0", "at least 0.2"),
+        ("C4 temp=5e-324", "at least 0.2"),
+        ("C4 topk=1", "at least 2"),
+        ("C4 meter=5/4", "folk meter the model knows: 2/4, 3/4, 4/4, 3/8, 6/8, 2/2"),
+        ("C4 meter=16/2", "folk meter"),
+        ("C4 pickup=1.3", "multiple of 0.25"),
+        ("C4 meter=3/4 pickup=3", "shorter than a bar"),
         ("C4 temp=2.5", "at most 2"),
         ("C4 temp=hot", "needs a number"),
         ("C4 bars=0", "at least 1"),
@@ -88,7 +94,7 @@ def test_note_names(name, midi):
         ("C4 bars=2.5", "whole number"),
         ("C4 volume=11", "Unknown option 'volume='"),
         ("C4 key=H", "key= must be a key"),
-        ("C4 meter=3/5", "meter= must look like"),
+        ("C4 meter=3/5", "folk meter"),
         ("C4 bpm=5", "at least 30"),
         ("C4 seed=-1", "at least 0"),
         ("C4 topp=1.5", "at most 1"),
@@ -146,3 +152,14 @@ def test_generated_valid_requests_parse(notes):
         text += " C4"
     request = parse_request(text + " bars=16")
     assert len(request.seed_notes) >= len(notes)
+
+
+def test_pickup_and_meter_set_the_exact_length():
+    request = parse_request("G4:0.5 C5 C5 D5 meter=3/4 pickup=0.5 bars=8")
+    assert (request.pickup, request.steps_per_bar) == (2, 12)
+    assert request.total_steps == 2 + 8 * 12 and request.length_in_bars == 8
+    assert "pickup=0.5" in request.describe() and "meter=3/4" in request.describe()
+    assert parse_request(request.describe()) == request
+    unheard = parse_request("C4 D4 E4 meter=6/8")
+    assert unheard.pickup is None and unheard.total_steps_with(3) == 3 + 8 * 12
+    assert parse_request("C4 meter=2/2").steps_per_bar == 16  # composed on the 4/4 grid

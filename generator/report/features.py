@@ -2,7 +2,8 @@
 
 Melodies are token sequences in a known key (tonic pitch class and mode). Scales: major is the
 Ionian scale; minor is natural minor plus the raised seventh (harmonic minor's leading tone), the
-two forms folk tunes in minor use.
+two forms folk tunes in minor use. Features about bars read the melody's own bar grid (meter and
+upbeat, a :class:`~generator.form.Layout`), never an assumed 16-step bar.
 """
 
 from __future__ import annotations
@@ -14,23 +15,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from generator.encoding import DELIMITER, HOLD, tokens_to_events
+from generator.encoding import DELIMITER, HOLD, Event, tokens_to_events
+from generator.form import Layout
+from generator.keys import profile_fit, scale_of
 
-MAJOR = (0, 2, 4, 5, 7, 9, 11)
-MINOR = (0, 2, 3, 5, 7, 8, 10, 11)
 INTERVAL_BINS = ("unison", "step", "third", "fourth-fifth", "leap")
 DURATION_BINS = (1, 2, 3, 4, 6, 8, 12, 16)  # in 16ths; anything else counts as "other"
 DURATION_LABELS = ("1/16", "1/8", "3/16", "1/4", "3/8", "1/2", "3/4", "1", "other")
-BAR_STEPS = 16
 
 
 def pitches(tokens: Sequence[str]) -> list[int]:
     return [e.pitch for e in tokens_to_events(tokens) if e.pitch is not None]
-
-
-def scale_of(tonic: int, mode: str) -> set[int]:
-    steps = MINOR if mode == "minor" else MAJOR
-    return {(tonic + s) % 12 for s in steps}
 
 
 def in_scale_rate(tokens: Sequence[str], tonic: int, mode: str) -> float:
@@ -88,11 +83,16 @@ def ends_on_tonic(tokens: Sequence[str], tonic: int) -> bool:
     return bool(notes) and notes[-1] % 12 == tonic % 12
 
 
-def repeated_bar_share(tokens: Sequence[str]) -> float:
-    """Share of 16-step bars that repeat an earlier bar of the same melody exactly."""
-    bars = [
-        tuple(tokens[i : i + BAR_STEPS]) for i in range(0, len(tokens) - BAR_STEPS + 1, BAR_STEPS)
-    ]
+def full_bars(tokens: Sequence[str], layout: Layout) -> list[tuple[str, ...]]:
+    """The melody's whole bars after the upbeat, each as its steps."""
+    bar = layout.bar_steps
+    starts = range(layout.pickup, len(tokens) - bar + 1, bar)
+    return [tuple(tokens[i : i + bar]) for i in starts]
+
+
+def repeated_bar_share(tokens: Sequence[str], layout: Layout) -> float:
+    """Share of whole bars that repeat an earlier bar of the same melody exactly."""
+    bars = full_bars(tokens, layout)
     seen: set[tuple[str, ...]] = set()
     repeats = 0
     for bar in bars:
@@ -101,19 +101,74 @@ def repeated_bar_share(tokens: Sequence[str]) -> float:
     return repeats / len(bars) if bars else 0.0
 
 
-# Krumhansl & Kessler's key profiles, tonic first.
-_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+def _timed_events(tokens: Sequence[str]) -> list[tuple[int, Event]]:
+    """Events with their start step."""
+    start = 0
+    timed = []
+    for event in tokens_to_events(tokens):
+        timed.append((start, event))
+        start += event.steps
+    return timed
+
+
+def bars_starting_with_note(tokens: Sequence[str], layout: Layout) -> float:
+    """Share of whole bars whose downbeat is a new note (not a held note, not a rest)."""
+    bars = full_bars(tokens, layout)
+    return sum(bar[0] not in (HOLD, "r") for bar in bars) / len(bars) if bars else 0.0
+
+
+def bars_on_the_grid(tokens: Sequence[str], layout: Layout) -> float:
+    """Share of whole bars that nothing is held into: every bar line falls between events."""
+    bars = full_bars(tokens, layout)
+    return sum(bar[0] != HOLD for bar in bars) / len(bars) if bars else 0.0
+
+
+def notes_tied_over_bar_lines(tokens: Sequence[str], layout: Layout) -> float:
+    """Share of notes that sound across a bar line (music a singer would not phrase so)."""
+    notes = [(start, e) for start, e in _timed_events(tokens) if e.pitch is not None]
+    crossing = sum(layout.bar_of(start) != layout.bar_of(start + e.steps - 1) for start, e in notes)
+    return crossing / len(notes) if notes else 0.0
+
+
+def long_notes_in_even_bars(tokens: Sequence[str], layout: Layout) -> float | None:
+    """Share of long notes (half a bar or more) that start in bar 2, 4, 6 … (None: no long note).
+
+    Folk phrases last two or four bars and end on a long note, so long notes gather in the even
+    bars; a melody without phrases spreads them evenly.
+    """
+    long_notes = [
+        start
+        for start, e in _timed_events(tokens)
+        if e.pitch is not None and e.steps * 2 >= layout.bar_steps and start >= layout.pickup
+    ]
+    if not long_notes:
+        return None
+    return sum(layout.bar_of(start) % 2 == 1 for start in long_notes) / len(long_notes)
+
+
+def ends_at_bar_line(tokens: Sequence[str], layout: Layout) -> bool:
+    return (len(tokens) - layout.pickup) % layout.bar_steps == 0
+
+
+def cadential_ending(tokens: Sequence[str], layout: Layout, tonic: int) -> bool:
+    """Ends like a folk song: the last note is the tonic, starts on a strong beat of its bar,
+    lasts at least a quarter note and closes the melody at a bar line."""
+    timed = [(start, e) for start, e in _timed_events(tokens) if e.pitch is not None]
+    if not timed or not ends_at_bar_line(tokens, layout):
+        return False
+    start, last = timed[-1]
+    strong = layout.position_of(start) in layout.meter.cadence_positions
+    return last.pitch % 12 == tonic % 12 and strong and len(tokens) - start >= 4
 
 
 def reference_mode(tokens: Sequence[str]) -> str:
     """C major or A minor, for a song already moved there: the better Krumhansl-Kessler fit."""
     histogram = pitch_class_histogram(tokens, 0)
-    if not histogram.any():
-        return "major"
-    major = np.corrcoef(histogram, _KK_MAJOR)[0, 1]
-    minor = np.corrcoef(histogram, np.roll(_KK_MINOR, 9))[0, 1]
-    return "major" if major >= minor else "minor"
+    return (
+        "major"
+        if profile_fit(histogram, 0, "major") >= profile_fit(histogram, 9, "minor")
+        else "minor"
+    )
 
 
 def _prefix_hashes(sequence: np.ndarray, base: np.uint64) -> np.ndarray:
@@ -191,7 +246,3 @@ class CopyFinder:
 
 
 COPY_LADDER = (*range(1, 33), *range(40, 129, 8), *range(160, 4097, 32))
-
-
-def hold_share(tokens: Sequence[str]) -> float:
-    return sum(t == HOLD for t in tokens) / max(len(tokens), 1)
