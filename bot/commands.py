@@ -7,6 +7,7 @@ that is addressed to it but wrong raises :class:`CommandError` with a message an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -92,7 +93,8 @@ def parse_command(
     if prefix is None:
         return None
     body = stripped[len(prefix) :]
-    word, _, argument = body.partition(" ")
+    # Any whitespace ends the command word: a tab, a newline or a no-break space as well.
+    word, _, argument = re.sub(r"\s", " ", body, count=1).partition(" ")
     if not word or word.startswith(prefix[0]):  # "!" alone or "!!!" is chat, not a command
         return None
     name, _, addressee = word.partition("@")  # Telegram: /melody@SomeBot

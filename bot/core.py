@@ -68,6 +68,15 @@ class Incoming:
     mentions: tuple[tuple[str, str], ...] = ()  # (user id, name) of users named in the message
     reply_to: tuple[str, str] | None = None  # (user id, name) of the message answered, if any
 
+    def __post_init__(self) -> None:
+        # A lone surrogate (which some clients send) can't be stored, logged or sent back as
+        # UTF-8; it becomes U+FFFD here, so everything after sees only text it can encode.
+        for name in ("chat_id", "user_id", "user_name", "text"):
+            value = getattr(self, name)
+            clean = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            if clean != value:
+                object.__setattr__(self, name, clean)
+
 
 @dataclass
 class _Rendered:
@@ -289,16 +298,19 @@ class BotCore:
 
     async def _generation_here(self, message: Incoming, number: str, command: str) -> Generation:
         example = f"{self.settings.prefix}{command} 12"
-        if not number.lstrip("#").isdecimal():
+        digits = number.lstrip("#")
+        if not digits.isdecimal():
             raise CommandError("Give the melody's number.", example)
-        generation = await self.repo.get_generation(int(number.lstrip("#")))
+        wanted = int(digits)
+        # No melody has a number past SQLite's largest integer; asking for one is simply unknown.
+        generation = await self.repo.get_generation(wanted) if wanted < 2**63 else None
         if (
             generation is None
             or generation.status != "done"
             or (generation.platform, generation.chat_id) != (message.platform, message.chat_id)
         ):
             raise CommandError(
-                f"I can't find melody #{number.lstrip('#')} in this chat.",
+                f"I can't find melody #{digits[:20]} in this chat.",
                 f"{self.settings.prefix}history",
             )
         return generation

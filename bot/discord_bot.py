@@ -98,7 +98,13 @@ class MelodyBot(commands.Bot):
     def __init__(self, app: App):
         intents = discord.Intents.default()
         intents.message_content = True  # prefix commands read message text (privileged intent)
-        super().__init__(command_prefix=app.settings.prefix, intents=intents, help_command=None)
+        super().__init__(
+            command_prefix=app.settings.prefix,
+            intents=intents,
+            help_command=None,
+            # Replies quote what users typed ("!melody @everyone C4"): they must ping no one.
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
         self.app = app
         self._synced = False
         if app.settings.discord_api_base_url:

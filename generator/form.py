@@ -146,6 +146,21 @@ class FormTracker:
             back_2,
         )
 
+    def repeat_in_progress(self, k: int, history: Sequence[int]) -> int | None:
+        """The step that keeps the bar under way equal to the bar one back (else two back), once
+        the bar has begun and so far matches it; None when no repeat is under way.
+
+        Call after :meth:`context` for the same ``k``. The sampler may favour this step so that a
+        bar the model began to repeat is completed, as folk songs complete them.
+        """
+        if k == self.layout.bar_start(k):
+            return None  # a new bar: whether to repeat is the model's own choice
+        bar = self.layout.bar_steps
+        for back in (1, 2):
+            if self._same[back - 1] and k - back * bar >= 0:
+                return history[k - back * bar]
+        return None
+
 
 def song_context(ids: Sequence[int], layout: Layout, filler_id: int) -> np.ndarray:
     """Context rows for steps 0 … len(ids) of a whole song (the last one predicts its end)."""

@@ -123,3 +123,26 @@ async def test_any_text_gets_a_reply_or_silence_never_an_incident(app, caplog, t
         reply = await app.core.handle(say(text, user="fuzz"), is_moderator=moderator)
     assert reply is None or reply.text
     assert not [r for r in caplog.records if "failed" in r.getMessage()], text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["!show 9223372036854775808", "!again 99999999999999999999999", "!show #18446744073709551616"],
+)
+async def test_huge_melody_numbers_are_unknown_melodies_not_incidents(app, caplog, text):
+    with caplog.at_level(logging.ERROR, logger="melodybot"):
+        reply = await app.core.handle(say(text))
+    assert "I can't find melody #" in reply.text
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+
+
+@pytest.mark.parametrize("separator", ["\t", "\n", "\u00a0", "\u2003"])
+async def test_any_whitespace_ends_the_command_word(app, separator):
+    reply = await app.core.handle(say(f"!help{separator}melody"))
+    assert "I don't know the command" not in reply.text and "Example: !melody" in reply.text
+
+
+async def test_a_lone_surrogate_gets_a_reply_that_can_be_sent(app):
+    reply = await app.core.handle(say("!melody C4 \ud800 D4"))
+    reply.text.encode("utf-8")  # would raise on a surrogate
+    assert "\ufffd" in reply.text and "Try:" in reply.text

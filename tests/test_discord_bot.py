@@ -126,3 +126,12 @@ async def test_moderator_commands_need_manage_server(discord_bot):
     assert "cooldown is now 60" in accepted.payload["content"]
     (entry,) = await app.repo.audit_log("discord", GUILD_ID)
     assert (entry.action, entry.new_value, entry.actor) == ("set cooldown_s", "60", "mod (9)")
+
+
+async def test_replies_ping_no_one_whatever_the_user_typed(discord_bot):
+    fake, _ = discord_bot
+    await fake.send_message("!melody @everyone <@&123> C4")
+    (posted,) = await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages")
+    assert "@everyone" in posted.payload["content"]  # quoted back in the error …
+    assert posted.payload["allowed_mentions"]["parse"] == []  # … but pinging no one
+    assert not posted.payload["allowed_mentions"].get("roles")

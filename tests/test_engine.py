@@ -5,8 +5,8 @@ import pytest
 from music21 import converter, note
 
 from generator import form
-from generator.engine import ENDED_BY_MODEL, ENDED_BY_RULE, detect_key, sample
-from generator.report.features import cadential_ending, ends_at_bar_line
+from generator.engine import ENDED_BY_MODEL, ENDED_BY_RULE, FINAL_DEGREES, detect_key, sample
+from generator.report.features import ends_at_bar_line
 from generator.request import MelodyRequest, RequestError
 
 
@@ -66,8 +66,21 @@ def test_every_melody_is_exactly_the_bars_asked_for_and_ends_with_a_cadence(tiny
         assert melody.steps == request.bars * bar
         assert "/" not in melody.tokens  # the song's end is never drawn inside the melody
         assert ends_at_bar_line(melody.tokens, melody.layout)
-        assert cadential_ending(melody.tokens, melody.layout, melody.key.tonic.pitchClass)
         assert melody.ending in (ENDED_BY_MODEL, ENDED_BY_RULE)
+        _assert_ends_on_a_strong_beat_in_the_tonic_triad(melody)
+
+
+def _assert_ends_on_a_strong_beat_in_the_tonic_triad(melody) -> None:
+    last = max(k for k, t in enumerate(melody.tokens) if t.isdigit())
+    layout = melody.layout
+    assert layout.bar_of(last) == layout.last_bar  # the final note sounds in the last bar …
+    assert layout.position_of(last) in layout.meter.cadence_positions  # … from a strong beat …
+    assert set(melody.tokens[last + 1 :]) <= {"_"}  # … to the final bar line …
+    degree = (int(melody.tokens[last]) - melody.key.tonic.pitchClass) % 12
+    triad = FINAL_DEGREES[melody.key.mode]
+    assert degree in triad  # … on the tonic, its third or its fifth
+    if melody.ending == ENDED_BY_MODEL:
+        assert degree == 0  # the model may end early only on the tonic
 
 
 def test_a_given_upbeat_keeps_the_bar_lines_where_a_musician_expects_them(tiny_engine):
@@ -154,3 +167,21 @@ def test_temperature_sharpens_the_distribution():
     cold = MelodyRequest.parse("C4").with_options(temperature=0.1)
     draws = [sample(logits, rng, cold, np.ones(3, bool)) for _ in range(300)]
     assert draws.count(0) > 290
+
+
+def test_a_strong_repeat_bias_completes_every_bar_repeat_the_model_begins(tiny_model_dir):
+    from generator.engine import MelodyEngine
+    from generator.report.features import full_bars
+
+    engine = MelodyEngine.load(tiny_model_dir)
+    engine.repeat_bias = 50.0  # nats: completing a repeat under way becomes certain
+    requests = [MelodyRequest.parse(f"C4 E4 G4 C5 bars=8 seed={s}") for s in range(12)]
+    checked = 0
+    for melody in engine.compose_many(requests):
+        bars = full_bars(melody.tokens, melody.layout)
+        for index in range(2, len(bars) - 1):  # after the opening bar, before the cadence bar
+            before, bar = bars[index - 1], bars[index]
+            if bar[0] == before[0] and bar[0] != bars[index - 2][0]:
+                assert bar == before
+                checked += 1
+    assert checked > 0

@@ -67,3 +67,19 @@ def test_cadence_steps_are_the_strong_beats_of_the_last_bar():
     layout = Layout(form.METER_BY_NAME["4/4"], pickup=2, length=2 + 4 * 16)
     assert layout.final_bar_cadence_steps() == [50, 58]
     assert Layout(THREE_FOUR, 0, 36).final_bar_cadence_steps() == [24]
+
+
+def test_the_repeat_under_way_names_the_step_that_completes_it():
+    layout = Layout(form.METER_BY_NAME["2/4"], pickup=0, length=32)
+    bar_a, bar_b = [5, 1, 1, 1, 6, 1, 7, 1], [8, 1, 1, 1, 9, 1, 1, 1]
+    ids = bar_a + bar_a + bar_b + bar_a
+    tracker = FormTracker(layout, filler_id=0)
+    under_way = []
+    for k in range(32):
+        tracker.context(k, ids)
+        under_way.append(tracker.repeat_in_progress(k, ids))
+    assert under_way[:8] == [None] * 8  # nothing to repeat in the first bar
+    assert under_way[8] is None  # a bar's first step is the model's own choice
+    assert under_way[9:16] == bar_a[1:]  # bar 2 repeats bar 1: its next steps are bar 1's
+    assert under_way[17:24] == [None] * 7  # bar 3 left both bars at its first step
+    assert under_way[25:32] == bar_a[1:]  # bar 4 follows bar 2, two bars back

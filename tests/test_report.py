@@ -132,6 +132,7 @@ def test_report_runs_end_to_end(tiny_engine, few_songs_dir, tmp_path):
     assert form_all["exact_length"] == 1.0 and form_all["ends_at_bar_line"] == 1.0
     for meter in ("2/4", "3/4", "4/4", "6/8"):
         assert all(v["exact_length"] == 1.0 for v in results["sweeps"]["length"][meter].values())
+        assert results["sweeps"]["every_length"][meter]["exact_length"] == 1.0
     _listening_page_loads_in_a_browser(tmp_path / "report" / results["listening_page"])
 
 

@@ -446,8 +446,15 @@ def _sweep_tables(results: dict) -> list[str]:
         lines.append(f"| {bars} | " + " | ".join(cells) + " |")
     grid = sweeps["grid_3_4"]
     cold = sweeps["distinct_at_min_temperature"]
+    every = sweeps.get("every_length", {})
     lines += [
         "",
+        "- Every `bars=` from 4 to 32, three melodies each: "
+        + ", ".join(
+            f"{meter} {data['exact_length']:.0%} exact ({data['melodies']})"
+            for meter, data in every.items()
+        )
+        + ".",
         f"- C4 D4 E4 in 3/4, 50 melodies: {grid['bars_on_the_grid']:.1%} of bars follow the 3/4 "
         f"grid (nothing held into them), {grid['bars_start_with_note']:.1%} start with a note.",
         f"- At temp={cold['temperature']:g}, the lowest allowed: {cold['distinct']} different "

@@ -19,6 +19,7 @@ from generator.request import MIN_TEMPERATURE, MelodyRequest
 
 FORM_METERS = ("2/4", "3/4", "4/4", "6/8")
 SWEEP_BARS = (4, 8, 16, 32)
+EVERY_BARS = range(4, 33)  # the exact-length check covers every length from 4 to 32 bars
 SWEEP_OPENING = "C4 D4 E4"
 
 
@@ -85,6 +86,8 @@ def run_sweeps(
 
     - ``length``: for each meter and ``bars=`` in :data:`SWEEP_BARS`, 12 melodies; the share
       exactly that long and the share with a cadential ending;
+    - ``every_length``: per meter, three melodies of every ``bars=`` in :data:`EVERY_BARS`; the
+      share exactly that long;
     - ``grid_3_4``: 50 melodies from a three-note opening in 3/4: bars nothing is held into, and
       bars starting with a note;
     - ``repeats_16``: 16-bar melodies seeded with the first bar of ``repeats_from`` songs;
@@ -117,6 +120,25 @@ def run_sweeps(
                 "cadence": float(np.mean(cadences)),
             }
         results["length"][meter] = row
+
+    results["every_length"] = {}
+    for meter in FORM_METERS:
+        requests = [
+            MelodyRequest.parse(
+                f"{SWEEP_OPENING} meter={meter} bars={bars} temp={temperature:g} "
+                f"seed={seed * 1000 + 100 + i}"
+            )
+            for bars in EVERY_BARS
+            for i in range(3)
+        ]
+        melodies = []
+        for begin in range(0, len(requests), 50):
+            melodies += engine.compose_many(requests[begin : begin + 50])
+        exact = [m.bars == r.bars for m, r in zip(melodies, requests, strict=True)]
+        results["every_length"][meter] = {
+            "melodies": len(exact),
+            "exact_length": float(np.mean(exact)),
+        }
 
     grid = engine.compose_many(
         [
