@@ -12,6 +12,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from generator.paths import default_model_dir
+from generator.ranges import MAX_TEMPERATURE, MIN_TEMPERATURE
 
 
 class Settings(BaseSettings):
@@ -50,7 +51,7 @@ class Settings(BaseSettings):
     moderator_role: str | None = None
     moderator_ids: Annotated[list[str], NoDecode] = []
 
-    default_temperature: float = Field(1.0, gt=0, le=2)
+    default_temperature: float = Field(1.0, ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE)
     daily_quota: int = Field(50, ge=0)
     cooldown_s: int = Field(10, ge=0)
     max_bars: int = Field(32, ge=1, le=64)

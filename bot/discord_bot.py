@@ -20,7 +20,8 @@ from bot.app import App
 from bot.core import Incoming
 from bot.replies import Reply
 from generator.form import REQUESTABLE_METERS
-from generator.request import MAX_BARS, MAX_TEMPERATURE, MIN_TEMPERATURE
+from generator.ranges import MAX_TEMPERATURE, MIN_TEMPERATURE
+from generator.request import MAX_BARS
 
 log = logging.getLogger("melodybot.discord")
 PLATFORM = "discord"

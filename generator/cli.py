@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from generator.form import CONTEXT_COLUMNS
 from generator.paths import default_model_dir
 
 DEFAULT_DATA = "../shared/data/esac/deutschl"
@@ -79,9 +78,10 @@ def prepare(data: str, workers: int | None) -> None:
 @click.option("--seed", default=0, show_default=True, help="Random seed for weights and order.")
 @click.option(
     "--form-inputs",
-    default=",".join(CONTEXT_COLUMNS),
+    default="all",
     show_default=True,
-    help="Form context read beside each step, comma-separated ('none': the step alone).",
+    help="Form context read beside each step, comma-separated from metric, remaining, group, "
+    "repeat, back_1, back_2; 'all', or 'none' for the step alone.",
 )
 def train(out_dir: Path, form_inputs: str, **options) -> None:
     """Train a model on a folder of songs and save it with its vocabulary and metadata."""
@@ -90,7 +90,12 @@ def train(out_dir: Path, form_inputs: str, **options) -> None:
     from generator.train import train as run_training
 
     _quiet_music21()
-    names = [] if form_inputs.strip() == "none" else [n.strip() for n in form_inputs.split(",")]
+    from generator.form import CONTEXT_COLUMNS
+
+    wanted = form_inputs.strip()
+    names = {"none": [], "all": list(CONTEXT_COLUMNS)}.get(wanted)
+    if names is None:
+        names = [n.strip() for n in wanted.split(",")]
     columns = _or_fail(lambda: check_form_inputs(names))
     config = TrainConfig(out_dir=out_dir, verbose=1, form_inputs=columns, **options)
     meta = _or_fail(lambda: run_training(config))

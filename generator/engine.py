@@ -4,9 +4,12 @@ The model only knows C major / A minor, so the opening is transposed there, cont
 result transposed back. The melody has exactly the length asked for: the model is told at every
 step where it stands in the bar and how many bars are left, the song's end can't be drawn before
 the last bar line, and in the last bar the final note falls on a strong beat and is held to the
-bar line (a cadence): the tonic where the model chooses it on a strong beat, else a note of the
-tonic triad on the last strong beat, weighed as the model weighs them (real songs end on the
-tonic 84 % of the time, on its third or fifth nearly all the rest). Sampling uses each request's
+bar line (a cadence): the tonic, where the model chooses it on a strong beat of the last bar, or
+else a note of the tonic triad on the last strong beat, the tonic favoured. (Real songs end on
+the tonic 83 % of the time and on its third or fifth nearly all the rest; offered the triad
+there as it is, the model ends on the tonic 69 % of the time, because its own endings often fall
+on the weak beat after; with the tonic favoured by 2.5 nats, 85 %, measured on training songs'
+openings.) Sampling uses each request's
 own random generator, so the same model, request and ``seed=`` give the same melody, byte for
 byte, alone or in a batch.
 """
@@ -22,14 +25,8 @@ from pathlib import Path
 import numpy as np
 from music21 import key as m21key
 
-from generator import encoding, form
-from generator.keys import (
-    REFERENCE_PITCH_CLASS,
-    key_label,
-    profile_fit,
-    scale_of,
-    shift_to_reference,
-)
+from generator import encoding, form, keys
+from generator.keys import REFERENCE_PITCH_CLASS, key_label, shift_to_reference
 from generator.model import MODEL_FILE, StepModel, softmax
 from generator.request import MAX_SEED, MelodyRequest, RequestError
 from generator.vocab import Vocabulary
@@ -42,18 +39,16 @@ ENDED_BY_RULE = "cadence on the last strong beat"
 ENDED_OPEN = "no strong beat left for a cadence"
 # Nats added to the step that completes a bar repeat already under way (see
 # form.FormTracker.repeat_in_progress); 0 leaves repetition to the model alone.
-REPEAT_BIAS = 0.0
-# The notes a melody may end on when the last strong beat comes: the tonic triad.
+# 3.5 nats brings 16-bar melodies from training songs' openings near those songs' own share of
+# repeated bars (bench/bench_repeat_bias.py; BENCHMARKS.md).
+REPEAT_BIAS = 3.5
+# The notes a melody may end on when the last strong beat comes (semitones above the tonic): the
+# tonic triad, the tonic favoured by FINAL_TONIC_BIAS nats over what the model gives it.
 FINAL_DEGREES = {"major": (0, 4, 7), "minor": (0, 3, 7)}
-# How keys are usually spelled (music21 writes flats as "-"), by tonic pitch class.
-TONIC_NAMES = {
-    "major": ("C", "D-", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B"),
-    "minor": ("C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B"),
-}
-# In reading a short opening's key, a tonic it starts or ends on wins a near tie by this much.
-ANCHOR_BONUS = 0.05
-# An upbeat heard in the opening must explain it better than none by this many nats.
-PICKUP_MARGIN_NATS = 2.0
+FINAL_TONIC_BIAS = 2.5  # 85 % of melodies end on the tonic, real songs 83 % (bench_final_note)
+# An upbeat heard in the opening must explain it better than none by this many nats (chosen on
+# training songs' openings, bench/bench_pickup.py: no upbeat is invented for a plain opening).
+PICKUP_MARGIN_NATS = 5.0
 
 
 @dataclass(frozen=True)
@@ -135,9 +130,11 @@ class MelodyEngine:
         name: str,
         *,
         repeat_bias: float = REPEAT_BIAS,
+        final_tonic_bias: float = FINAL_TONIC_BIAS,
     ):
         self.step_model = step_model
         self.repeat_bias = repeat_bias
+        self.final_tonic_bias = final_tonic_bias
         self.vocab = vocab
         self.meta = meta
         self.name = name
@@ -200,18 +197,33 @@ class MelodyEngine:
         pickups = [job.pickup if job.pickup is not None else self.hear_pickup(job) for job in jobs]
         return self._sample([job.layout(p) for job, p in zip(jobs, pickups, strict=True)], jobs)
 
-    def hear_pickup(self, job: _Prepared) -> int:
+    def hear_pickup(self, job: _Prepared, margin: float = PICKUP_MARGIN_NATS) -> int:
         """The upbeat that makes the opening most likely to the model, or none.
 
-        Every note onset within the first bar is a candidate bar line; a candidate wins only if it
-        explains the opening better than no upbeat by :data:`PICKUP_MARGIN_NATS`, so plain
-        openings (``C4 D4 E4``) keep their first note on the downbeat.
+        Every note onset within the first bar is a candidate bar line. Among them the one the
+        model and the training songs' upbeat lengths (in this meter) find likeliest wins, but only
+        if the model finds the opening more likely with it than with no upbeat by ``margin``
+        nats: a plain opening (``C4 D4 E4``, ``G4 A4 B4:2 D5``) keeps its first note on the
+        downbeat, a clear one (``G4:0.5 C5 C5 D5``) gets its upbeat.
         """
         candidates, log_likelihood = self.pickup_likelihoods(job)
-        best = int(np.argmax(log_likelihood))
-        if log_likelihood[best] - log_likelihood[0] < PICKUP_MARGIN_NATS:
+        if len(candidates) == 1:
+            return 0
+        prior = np.array([self._pickup_log_prior(job.meter.name, p) for p in candidates])
+        best = 1 + int(np.argmax((log_likelihood + prior)[1:]))
+        if log_likelihood[best] - log_likelihood[0] < margin:
             return 0
         return candidates[best]
+
+    def _pickup_log_prior(self, meter: str, pickup: int) -> float:
+        """log P(upbeat length | meter) among the training songs (add-one smoothed); 0 for models
+        whose metadata does not record them."""
+        counts = self.meta.get("form", {}).get("pickups_in_training", {}).get(meter)
+        if not counts:
+            return 0.0
+        bar = form.METER_BY_NAME[meter].steps_per_bar
+        total = sum(counts.values()) + bar
+        return float(np.log((counts.get(str(pickup), 0) + 1) / total))
 
     def pickup_likelihoods(self, job: _Prepared) -> tuple[list[int], np.ndarray]:
         """Candidate upbeats (0 first) and the opening's log-likelihood (nats) under each."""
@@ -267,8 +279,8 @@ class MelodyEngine:
                     continue
                 if self.repeat_bias:
                     repeat = trackers[row].repeat_in_progress(k, history)
-                    if repeat is not None:
-                        logits[row, repeat] += self.repeat_bias
+                    if repeat is not None:  # in nats of what is sampled, whatever the temperature
+                        logits[row, repeat] += self.repeat_bias * job.request.temperature
                 choice, endings[row] = self._next(
                     logits[row],
                     rngs[row],
@@ -304,7 +316,8 @@ class MelodyEngine:
             return self.vocab.hold_id, ending
         if k in cadence_steps:
             if k == cadence_steps[-1]:  # the last strong beat: the final note comes now
-                return sample(logits, rng, job.request, final), ENDED_BY_RULE
+                favoured = logits + self.final_tonic_bias * job.request.temperature * tonic
+                return sample(favoured, rng, job.request, final), ENDED_BY_RULE
             choice = sample(logits, rng, job.request, allowed)
             return choice, ENDED_BY_MODEL if tonic[choice] else ""
         return sample(logits, rng, job.request, allowed), ""
@@ -353,47 +366,8 @@ def sample(
 
 
 def detect_key(request: MelodyRequest) -> m21key.Key:
-    """The opening's key, read the plain way first.
-
-    A few notes rarely name a key: ``C4 D4`` fits C major, G major, D minor … So a short opening
-    (at most four pitch classes) is read in the key whose scale holds all its notes and whose
-    Krumhansl-Kessler profile fits it best, a key whose tonic the opening starts or ends on
-    winning a near tie (major first on a tie): ``C4 D4`` and ``G4 C5 E5 G5`` are C major,
-    ``A4 C5`` A minor. Longer openings use music21's key analysis, told apart from the relative
-    key by the notes the opening starts or ends on.
-    """
-    from music21 import note as m21note
-    from music21 import stream as m21stream
-
-    pitched = [n.pitch for n in request.seed_notes if n.pitch is not None]
-    classes = {p % 12 for p in pitched}
-    if len(classes) <= 4:
-        histogram = np.zeros(12)
-        for note in request.seed_notes:
-            if note.pitch is not None:
-                histogram[note.pitch % 12] += note.steps
-        anchors = {pitched[0] % 12, pitched[-1] % 12}
-        readings = [
-            (profile_fit(histogram, tonic, mode) + ANCHOR_BONUS * (tonic in anchors), -order, tonic)
-            for order, mode in enumerate(("major", "minor"))
-            for tonic in range(12)
-            if classes <= scale_of(tonic, mode)
-        ]
-        if readings:
-            _, minus_order, tonic = max(readings)
-            mode = ("major", "minor")[-minus_order]
-            return m21key.Key(TONIC_NAMES[mode][tonic], mode)
-    melody = m21stream.Stream([m21note.Note(p) for p in pitched])
-    try:
-        detected = melody.analyze("key")
-    except Exception:
-        return m21key.Key("C")
-    detected = m21key.Key(detected.tonic.name, detected.mode)
-    relative = detected.relative
-    anchors = {pitched[0] % 12, pitched[-1] % 12}
-    if detected.tonic.pitchClass not in anchors and relative.tonic.pitchClass in anchors:
-        return m21key.Key(relative.tonic.name, relative.mode)
-    return detected
+    """The opening's key (see :func:`generator.keys.detect_key`)."""
+    return keys.detect_key((n.pitch, n.steps) for n in request.seed_notes)
 
 
 def _pitch_name(midi: int) -> str:

@@ -177,7 +177,16 @@ class StepModel:
         if row != first.kernel.shape[0]:
             raise ValueError("the first LSTM's input size does not match the step and form inputs")
         self._input_table = _sigmoid_gates_first(tables[0] + first.bias)
-        self._context_tables = [_sigmoid_gates_first(t) for t in tables[1:]]
+        # All form tables stacked into one, each column's rows offset, so a step gathers every
+        # form input's row with one index and one sum.
+        context_tables = [_sigmoid_gates_first(t) for t in tables[1:]]
+        sizes = [len(t) for t in context_tables]
+        self._context_offsets = np.cumsum([0, *sizes[:-1]]).astype(np.int64)
+        self._context_table = (
+            np.vstack(context_tables)
+            if context_tables
+            else np.zeros((0, 4 * self.units), np.float32)
+        )
         self._first_recurrent = _sigmoid_gates_first(first.recurrent)
         self._stacked = [
             _sigmoid_gates_first(np.vstack([layer.kernel, layer.recurrent])) for layer in layers[1:]
@@ -241,8 +250,9 @@ class StepModel:
         """Advance every row by one symbol with its form context (B, columns); updates ``state``
         in place and returns logits (B, V) for the step the context describes."""
         z = self._input_table[token_ids] + state.h[0] @ self._first_recurrent
-        for column, table in zip(self._context_columns, self._context_tables, strict=True):
-            z += table[context[:, column]]
+        if len(self._context_columns):
+            rows = context[:, self._context_columns] + self._context_offsets
+            z += self._context_table[rows].sum(axis=1)
         x = self._cell(z, state, 0)
         for depth in range(1, self.depth):
             joined = np.concatenate([x, state.h[depth]], axis=1)

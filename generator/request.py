@@ -16,6 +16,7 @@ from music21 import key as m21key
 
 from generator import encoding, form
 from generator.keys import key_label, parse_key
+from generator.ranges import MAX_TEMPERATURE, MIN_TEMPERATURE
 
 EXAMPLE = "C4 D4 E4:2 G4 temp=0.8 bars=8"
 MAX_SEED_NOTES = 64
@@ -25,9 +26,6 @@ DEFAULT_BARS = 8
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_BPM = 100
 MAX_SEED = 2**32 - 1
-# Below this temperature (or with topk=1) sampling is nearly greedy: every seed= gives one tune.
-MIN_TEMPERATURE = 0.2
-MAX_TEMPERATURE = 2.0
 MIN_TOP_K = 2
 
 OPTION_HELP = {

@@ -176,6 +176,7 @@ def train(config: TrainConfig) -> dict:
             "meters": [m.name for m in form.MODEL_METERS],
             "inputs": list(shape.form_inputs),
             "meters_in_training": dict(sorted(Counter(s.meter for s in train_songs).items())),
+            "pickups_in_training": pickups_by_meter(train_songs),
         },
         "hyperparameters": {k: v for k, v in asdict(config).items() if k not in ("data", "out_dir")}
         | {"vocab_size": len(vocab)},
@@ -191,6 +192,18 @@ def train(config: TrainConfig) -> dict:
     }
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
+
+
+def pickups_by_meter(songs) -> dict[str, dict[str, int]]:
+    """How many songs of each meter have each upbeat length (in steps, as JSON keys): the engine's
+    prior when it hears an upbeat in an opening."""
+    counts: dict[str, Counter] = {}
+    for song in songs:
+        counts.setdefault(song.meter, Counter())[str(song.pickup)] += 1
+    return {
+        meter: dict(sorted(c.items(), key=lambda kv: int(kv[0])))
+        for meter, c in sorted(counts.items())
+    }
 
 
 def copy_model(src: Path, dest: Path) -> None:

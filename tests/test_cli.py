@@ -65,7 +65,7 @@ def test_generate_says_the_real_length_meter_and_upbeat(runner, tmp_path):
 def test_bad_request_is_a_friendly_error_not_a_traceback(runner):
     result = runner.invoke(main, ["generate", "C4 temp=9"])
     assert result.exit_code == 1
-    assert "temp= must be at least 0.2 and at most 2" in result.output
+    assert "temp= must be at least 0.5 and at most 2" in result.output
     assert "Traceback" not in result.output
 
 
@@ -85,3 +85,13 @@ def test_info_and_evaluate(runner, tiny_model_dir, few_songs_dir):
     scores = json.loads(result.output.strip().splitlines()[-1])
     assert scores["lstm"]["songs"] > 30 and scores["lstm"]["nll_bits_per_step"] > 0
     assert scores["ngram5"]["steps"] == scores["lstm"]["steps"]  # the same steps, side by side
+
+
+def test_the_command_line_starts_without_numpy_so_blas_is_pinned_first():
+    """bot.cli sets one BLAS thread per process; that only works before NumPy is imported."""
+    import subprocess
+    import sys
+
+    probe = "import sys, bot.cli; print('numpy' in sys.modules, 'music21' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -70,14 +70,6 @@ def test_form_figures_of_a_set_count_exact_lengths():
     assert figures["repeated_bars"] == 0.0 and figures["ends_on_tonic"] == 1.0
 
 
-def test_reference_mode_tells_c_major_from_a_minor():
-    a_minor = events_to_tokens(Event(p, 4) for p in (69, 72, 76, 74, 72, 71, 69, 64, 69))
-    assert (
-        f.reference_mode(C_MAJOR_SCALE + events_to_tokens([Event(67, 4), Event(60, 8)])) == "major"
-    )
-    assert f.reference_mode(a_minor) == "minor"
-
-
 def test_longest_copy_finds_verbatim_runs_only():
     training = [("60", "_", "62", "_", "64", "_", "65", "_"), ("67", "_", "_", "_", "72")]
     finder = f.CopyFinder(training)

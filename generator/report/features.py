@@ -17,7 +17,7 @@ import numpy as np
 
 from generator.encoding import DELIMITER, HOLD, Event, tokens_to_events
 from generator.form import Layout
-from generator.keys import profile_fit, scale_of
+from generator.keys import scale_of
 
 INTERVAL_BINS = ("unison", "step", "third", "fourth-fifth", "leap")
 DURATION_BINS = (1, 2, 3, 4, 6, 8, 12, 16)  # in 16ths; anything else counts as "other"
@@ -159,16 +159,6 @@ def cadential_ending(tokens: Sequence[str], layout: Layout, tonic: int) -> bool:
     start, last = timed[-1]
     strong = layout.position_of(start) in layout.meter.cadence_positions
     return last.pitch % 12 == tonic % 12 and strong and len(tokens) - start >= 4
-
-
-def reference_mode(tokens: Sequence[str]) -> str:
-    """C major or A minor, for a song already moved there: the better Krumhansl-Kessler fit."""
-    histogram = pitch_class_histogram(tokens, 0)
-    return (
-        "major"
-        if profile_fit(histogram, 0, "major") >= profile_fit(histogram, 9, "minor")
-        else "minor"
-    )
 
 
 def _prefix_hashes(sequence: np.ndarray, base: np.uint64) -> np.ndarray:

@@ -14,8 +14,9 @@ import numpy as np
 
 from generator.engine import ENDED_BY_MODEL, MelodyEngine
 from generator.form import Layout
+from generator.ranges import MIN_TEMPERATURE
 from generator.report import features as f
-from generator.request import MIN_TEMPERATURE, MelodyRequest
+from generator.request import MelodyRequest
 
 FORM_METERS = ("2/4", "3/4", "4/4", "6/8")
 SWEEP_BARS = (4, 8, 16, 32)

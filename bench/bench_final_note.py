@@ -1,0 +1,66 @@
+"""How strongly the sampler should favour the tonic as a melody's last note.
+
+On the last strong beat of the last bar (unless the model chose the tonic on an earlier strong
+beat), the engine draws the final note from the tonic triad, the tonic favoured by a bias in
+nats. This measures, for each bias, how often melodies end on the tonic, seeded with the first
+bar of **training** songs and as long as those songs, beside those songs' own endings.
+
+    python -m bench.bench_final_note --biases 0,1,1.5,2,2.5,3
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from bench.common import report
+
+DATA = "../shared/data/esac/deutschl"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--model", default=None, help="model folder (default: the shipped one)")
+    parser.add_argument("--biases", default="0,1,1.5,2,2.5,3", help="comma-separated, in nats")
+    parser.add_argument("--melodies", type=int, default=400)
+    args = parser.parse_args()
+
+    from generator.corpus import preprocess, quiet_music21
+    from generator.engine import ENDED_BY_MODEL, MelodyEngine
+    from generator.paths import default_model_dir
+    from generator.report.build import TONIC, choose_seed_songs, seed_request
+    from generator.report.form_checks import form_figures
+    from generator.request import DEFAULT_TEMPERATURE
+
+    quiet_music21()
+    engine = MelodyEngine.load(args.model or default_model_dir())
+    percent = engine.meta["hyperparameters"]["validation_percent"]
+    training, _ = preprocess(args.data, progress=False).split(percent)
+    songs = choose_seed_songs(training, args.melodies, 21)
+    real = form_figures(
+        [s.tokens for s in songs], [s.layout for s in songs], [TONIC[s.mode] for s in songs]
+    )
+    rows = [("tonic bias (nats)", "ends on the tonic", "cadence chosen by the model")]
+    payload: dict = {"bench": "final_note", "songs": len(songs), "biases": {}}
+    for bias in (float(b) for b in args.biases.split(",")):
+        engine.final_tonic_bias = bias
+        requests = [seed_request(s, DEFAULT_TEMPERATURE, 500 + i) for i, s in enumerate(songs)]
+        melodies = []
+        for begin in range(0, len(requests), 50):
+            melodies += engine.compose_many(requests[begin : begin + 50])
+        figures = form_figures(
+            [m.tokens for m in melodies],
+            [m.layout for m in melodies],
+            [m.key.tonic.pitchClass for m in melodies],
+        )
+        by_model = float(np.mean([m.ending == ENDED_BY_MODEL for m in melodies]))
+        payload["biases"][bias] = {"ends_on_tonic": figures["ends_on_tonic"], "by_model": by_model}
+        rows.append((f"{bias:g}", f"{figures['ends_on_tonic']:.1%}", f"{by_model:.1%}"))
+    rows.append(("the training songs themselves", f"{real['ends_on_tonic']:.1%}", ""))
+    report(f"Final note, {len(songs)} melodies from training openings", rows, payload)
+
+
+if __name__ == "__main__":
+    main()
