@@ -30,8 +30,8 @@ def main() -> None:
     from generator.corpus import preprocess, quiet_music21
     from generator.engine import ENDED_BY_MODEL, MelodyEngine
     from generator.paths import default_model_dir
-    from generator.report.build import TONIC, choose_seed_songs, seed_request
-    from generator.report.form_checks import form_figures
+    from generator.report.build import choose_seed_songs, seed_request
+    from generator.report.form_checks import melody_figures, song_figures
     from generator.request import DEFAULT_TEMPERATURE
 
     quiet_music21()
@@ -39,22 +39,14 @@ def main() -> None:
     percent = engine.meta["hyperparameters"]["validation_percent"]
     training, _ = preprocess(args.data, progress=False).split(percent)
     songs = choose_seed_songs(training, args.melodies, 21)
-    real = form_figures(
-        [s.tokens for s in songs], [s.layout for s in songs], [TONIC[s.mode] for s in songs]
-    )
+    real = song_figures(songs)
     rows = [("tonic bias (nats)", "ends on the tonic", "cadence chosen by the model")]
     payload: dict = {"bench": "final_note", "songs": len(songs), "biases": {}}
     for bias in (float(b) for b in args.biases.split(",")):
         engine.final_tonic_bias = bias
         requests = [seed_request(s, DEFAULT_TEMPERATURE, 500 + i) for i, s in enumerate(songs)]
-        melodies = []
-        for begin in range(0, len(requests), 50):
-            melodies += engine.compose_many(requests[begin : begin + 50])
-        figures = form_figures(
-            [m.tokens for m in melodies],
-            [m.layout for m in melodies],
-            [m.key.tonic.pitchClass for m in melodies],
-        )
+        melodies = engine.compose_all(requests)
+        figures = melody_figures(melodies)
         by_model = float(np.mean([m.ending == ENDED_BY_MODEL for m in melodies]))
         payload["biases"][bias] = {"ends_on_tonic": figures["ends_on_tonic"], "by_model": by_model}
         rows.append((f"{bias:g}", f"{figures['ends_on_tonic']:.1%}", f"{by_model:.1%}"))

@@ -46,7 +46,7 @@ def main() -> None:
     from generator.corpus import preprocess, quiet_music21
     from generator.engine import MelodyEngine
     from generator.report.build import choose_seed_songs, seed_request
-    from generator.report.form_checks import form_figures
+    from generator.report.form_checks import melody_figures, song_figures
     from generator.request import DEFAULT_TEMPERATURE
     from generator.train import TrainConfig, train
 
@@ -76,14 +76,8 @@ def main() -> None:
             seed_request(song, DEFAULT_TEMPERATURE, 7_000 + i, bars=16)
             for i, song in enumerate(openings)
         ]
-        melodies = []
-        for begin in range(0, len(requests), 50):
-            melodies += engine.compose_many(requests[begin : begin + 50])
-        figures = form_figures(
-            [m.tokens for m in melodies],
-            [m.layout for m in melodies],
-            [m.key.tonic.pitchClass for m in melodies],
-        )
+        melodies = engine.compose_all(requests)
+        figures = melody_figures(melodies)
         results[label] = {
             "inputs": list(inputs),
             "bits_per_step": meta["validation"]["nll_bits_per_step"],
@@ -95,11 +89,7 @@ def main() -> None:
         results_path.write_text(json.dumps(results, indent=1) + "\n")
         print(label, json.dumps(results[label]), flush=True)
 
-    real = form_figures(
-        [s.tokens[: s.pickup + 16 * s.layout.bar_steps] for s in openings],
-        [s.layout for s in openings],
-        [{"major": 0, "minor": 9}[s.mode] for s in openings],
-    )
+    real = song_figures(openings, bars=16)
     rows = [
         (
             "inputs",

@@ -35,7 +35,7 @@ def main() -> None:
     from generator.paths import default_model_dir
     from generator.report import features as f
     from generator.report.build import choose_seed_songs, seed_request
-    from generator.report.form_checks import form_figures
+    from generator.report.form_checks import melody_figures, song_figures
     from generator.request import DEFAULT_TEMPERATURE
 
     quiet_music21()
@@ -49,24 +49,14 @@ def main() -> None:
     ][: args.melodies]
     copies = f.CopyFinder([s.tokens for s in training])
     temperature = args.temp or DEFAULT_TEMPERATURE
-    real = form_figures(
-        [s.tokens[: s.pickup + 16 * s.layout.bar_steps] for s in songs],
-        [s.layout for s in songs],
-        [{"major": 0, "minor": 9}[s.mode] for s in songs],
-    )
+    real = song_figures(songs, bars=16)
     rows = [("repeat bias (nats)", "repeated bars", "bars start with a note", "ties", "copy")]
     payload: dict = {"bench": "repeat_bias", "temperature": temperature, "biases": {}}
     for bias in (float(b) for b in args.biases.split(",")):
         engine.repeat_bias = bias
         requests = [seed_request(s, temperature, 9_000 + i, bars=16) for i, s in enumerate(songs)]
-        melodies = []
-        for begin in range(0, len(requests), 50):
-            melodies += engine.compose_many(requests[begin : begin + 50])
-        figures = form_figures(
-            [m.tokens for m in melodies],
-            [m.layout for m in melodies],
-            [m.key.tonic.pitchClass for m in melodies],
-        )
+        melodies = engine.compose_all(requests)
+        figures = melody_figures(melodies)
         # the opening bar itself comes from a training song: measure copies after it
         copy = statistics.median(
             copies.longest_copy(m.tokens[m.pickup + m.layout.bar_steps :]) for m in melodies

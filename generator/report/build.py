@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from generator import encoding
 from generator.corpus import Corpus, Song
@@ -158,10 +157,9 @@ def generate_set(
     engine: MelodyEngine, songs: Sequence[Song], temperature: float, seed: int, progress: bool
 ) -> MelodySet:
     requests = [seed_request(s, temperature, seed * 1_000_003 + i) for i, s in enumerate(songs)]
-    melodies: list[Melody] = []
-    batches = range(0, len(requests), 50)
-    for begin in tqdm(batches, desc=f"composing at temp {temperature:g}", disable=not progress):
-        melodies += engine.compose_many(requests[begin : begin + 50])
+    melodies = engine.compose_all(
+        requests, progress=f"composing at temp {temperature:g}" if progress else ""
+    )
     return MelodySet(
         f"temp {temperature:g}",
         [m.tokens for m in melodies],

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generator.engine import ENDED_BY_MODEL, MelodyEngine
+from generator.corpus import Song
+from generator.engine import ENDED_BY_MODEL, Melody, MelodyEngine
 from generator.form import Layout
+from generator.keys import REFERENCE_PITCH_CLASS
 from generator.ranges import MIN_TEMPERATURE
 from generator.report import features as f
 from generator.request import MelodyRequest
@@ -80,6 +82,27 @@ def form_figures(
     return figures
 
 
+def melody_figures(melodies: Sequence[Melody]) -> dict[str, float | None]:
+    """:func:`form_figures` of composed melodies, each read in its own key and bar grid."""
+    return form_figures(
+        [m.tokens for m in melodies],
+        [m.layout for m in melodies],
+        [m.key.tonic.pitchClass for m in melodies],
+    )
+
+
+def song_figures(songs: Sequence[Song], bars: int | None = None) -> dict[str, float | None]:
+    """:func:`form_figures` of real songs (their first ``bars`` bars after the upbeat, if given)."""
+    return form_figures(
+        [
+            s.tokens if bars is None else s.tokens[: s.pickup + bars * s.layout.bar_steps]
+            for s in songs
+        ],
+        [s.layout for s in songs],
+        [REFERENCE_PITCH_CLASS[s.mode] for s in songs],
+    )
+
+
 def run_sweeps(
     engine: MelodyEngine, temperature: float, seed: int, *, repeats_from: Sequence = ()
 ) -> dict:
@@ -132,9 +155,7 @@ def run_sweeps(
             for bars in EVERY_BARS
             for i in range(3)
         ]
-        melodies = []
-        for begin in range(0, len(requests), 50):
-            melodies += engine.compose_many(requests[begin : begin + 50])
+        melodies = engine.compose_all(requests)
         exact = [m.bars == r.bars for m, r in zip(melodies, requests, strict=True)]
         results["every_length"][meter] = {
             "melodies": len(exact),
@@ -179,9 +200,7 @@ def _repeats_16(engine: MelodyEngine, songs: Sequence, temperature: float, seed:
         seed_request(song, temperature, seed * 1_000_003 + i, bars=16)
         for i, song in enumerate(songs)
     ]
-    melodies = []
-    for begin in range(0, len(requests), 50):
-        melodies += engine.compose_many(requests[begin : begin + 50])
+    melodies = engine.compose_all(requests)
     generated = [f.repeated_bar_share(m.tokens, m.layout) for m in melodies]
     real = [
         f.repeated_bar_share(song.tokens[: song.pickup + 16 * song.layout.bar_steps], song.layout)
