@@ -357,9 +357,9 @@ def generate(
     click.echo(" ".join(melody.tokens))
     click.echo(
         f"key {melody.key_label}, {melody.bars:g} bars of {parsed.meter}"
-        + (f" after a {melody.pickup / 4:g}-beat upbeat" if melody.pickup else "")
+        + (f" after {_upbeat_words(melody.pickup)} upbeat" if melody.pickup else "")
         + f", {melody.ending}; "
-        f"redo with: {parsed.with_options(rng_seed=melody.rng_seed).describe()}",
+        f"redo with: {_redo(parsed, melody).describe()}",
         err=True,
     )
 
@@ -390,6 +390,21 @@ def info(model_dir: Path) -> None:
         f" · non-hold accuracy {v['non_hold_accuracy']:.3f} ({v['songs']} songs)"
     )
     click.echo(f"trained    {meta['epochs_run']} epochs in {meta['wall_time_s'] / 60:.1f} min")
+
+
+_NOTE_VALUES = {1: "a 16th-note", 2: "an eighth-note", 3: "a dotted-eighth", 4: "a quarter-note"}
+_NOTE_VALUES |= {6: "a dotted-quarter", 8: "a half-note", 12: "a dotted-half"}
+
+
+def _upbeat_words(steps: int) -> str:
+    """An upbeat's length as musicians say it: "an eighth-note", else in beats."""
+    return _NOTE_VALUES.get(steps, f"a {steps / 4:g}-beat")
+
+
+def _redo(request, melody):
+    """The request that gives this melody again: its random seed, and the upbeat it heard."""
+    heard = {"pickup": melody.pickup} if request.pickup is None and melody.pickup else {}
+    return request.with_options(rng_seed=melody.rng_seed, **heard)
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -55,7 +55,7 @@ def test_generate_says_the_real_length_meter_and_upbeat(runner, tmp_path):
     request = "G4:1 C5 E5 G5 meter=3/4 pickup=1 key=C bars=8 seed=3"
     result = runner.invoke(main, ["generate", request, "-o", str(midi)])
     assert result.exit_code == 0, result.output
-    assert "8 bars of 3/4 after a 1-beat upbeat" in result.output
+    assert "8 bars of 3/4 after a quarter-note upbeat" in result.output
     notes = converter.parse(midi).flatten().notes
     assert notes[0].offset == 0  # the upbeat sounds at once, not after a bar of silence
     end = max(n.offset + n.quarterLength for n in notes)
