@@ -151,3 +151,26 @@ def _listening_page_loads_in_a_browser(page) -> None:
             "return [...document.querySelectorAll('h2 span')].map(s => s.textContent)"
         )
         assert labels == ["generated", "real"] * 2
+
+
+def test_report_command_compares_with_a_reference_folder(tiny_model_dir, few_songs_dir, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for path in sorted(few_songs_dir.glob("*.krn"))[:12]:
+        (reference / path.name).write_bytes(path.read_bytes())
+    out = tmp_path / "report"
+    arguments = ["report", "--model", str(tiny_model_dir), "--data", str(few_songs_dir)]
+    arguments += ["--reference", str(reference), "--n", "4", "--temp", "1", "--listen", "0"]
+    result = CliRunner().invoke(main, [*arguments, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "report.json").read_text())
+    assert results["reference"] == "reference songs"
+    assert results["form"]["reference songs"]["all"]["count"] == 4  # at most --n of them
+    assert "| feature | reference songs |" in (out / "index.md").read_text()
+    assert not (out / "listen.html").exists()
