@@ -1,8 +1,10 @@
 """Score pictures and audio through the real tools (MuseScore, verovio, FluidSynth, ffmpeg)."""
 
 import io
+import os
 import subprocess
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -193,3 +195,48 @@ def test_missing_audio_tools_are_a_clear_error(tmp_path):
     assert not ready and "soundfont" in reason
     with pytest.raises(RenderError, match="no audio preview"):
         render_audio(midi(2), settings)
+
+
+def _fake_musescore(folder: Path, body: str) -> None:
+    """A MuseScore that misbehaves, first on PATH: the fault, not a stand-in for a renderer."""
+    script = folder / "mscore3"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+
+
+def test_a_failing_musescore_falls_back_to_verovio_and_shows_no_paths(
+    tmp_path, monkeypatch, caplog
+):
+    require("verovio")
+    _fake_musescore(tmp_path, 'echo "fatal: cannot open /srv/secret/score.musicxml" >&2\nexit 3\n')
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with caplog.at_level("WARNING", logger="melodybot.render"):
+        png = render_png(musicxml(4))
+    assert Image.open(io.BytesIO(png)).width >= 1000  # verovio drew it
+    assert "/srv/secret" in caplog.text  # the operator sees what MuseScore said …
+    with pytest.raises(RenderError) as failed:
+        render_png(musicxml(4), RenderSettings(renderer="musescore"))
+    assert str(failed.value) == "MuseScore failed."  # … a chat user sees no path
+
+
+def test_a_hung_renderer_is_stopped_with_everything_it_started(tmp_path, monkeypatch):
+    require("verovio")
+    child_pid = tmp_path / "child.pid"
+    _fake_musescore(tmp_path, f"sleep 300 &\necho $! > {child_pid}\nsleep 300\n")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    settings = RenderSettings(renderer="musescore", timeout_s=1)
+    with pytest.raises(RenderError, match="took longer than 1 s"):
+        render_png(musicxml(4), settings)
+    pid = int(child_pid.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)  # the helper it forked went with it
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its entry waits for its parent

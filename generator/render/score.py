@@ -94,10 +94,12 @@ def render_png(musicxml: bytes, settings: RenderSettings | None = None) -> bytes
     usable = [name for name in wanted if name in available]
     if not usable:
         raise RenderError(f"no score renderer is installed (wanted {', '.join(wanted)}).")
-    renderer = usable[0]
-    if renderer == "musescore":
-        return _musescore_png(prepared, settings)
-    return _verovio_png(prepared, settings)
+    for renderer in usable[:-1]:  # in "auto", a failing MuseScore falls back to verovio
+        try:
+            return _RENDERERS[renderer](prepared, settings)
+        except RenderError as error:
+            tools.log.warning("%s; drawing the score with %s instead", error, usable[-1])
+    return _RENDERERS[usable[-1]](prepared, settings)
 
 
 def _musescore_png(musicxml: bytes, settings: RenderSettings) -> bytes:
@@ -208,3 +210,6 @@ def _stack_pages(pages: list[bytes], width_px: int) -> bytes:
     out = io.BytesIO()
     sheet.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+_RENDERERS = {"musescore": _musescore_png, "verovio": _verovio_png}

@@ -1,13 +1,24 @@
-"""Running external programs safely: own temp folder, a timeout, and readable failures."""
+"""Running external programs safely: own temp folder, a timeout, and readable failures.
+
+Each tool runs in a process group of its own, so a timeout stops everything it started (MuseScore
+and FluidSynth start helpers of their own), not only the process we waited for. What a tool
+printed (paths, library chatter) goes to the log for the operator; the RenderError a chat user
+may see says only which tool failed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 from generator.render.errors import RenderError
+
+log = logging.getLogger("melodybot.render")
 
 
 def find(*names: str) -> str | None:
@@ -18,13 +29,35 @@ def run(command: list[str], *, timeout_s: float, what: str, cwd: Path) -> None:
     """Run a tool; a non-zero exit or a timeout becomes a RenderError naming ``what`` failed."""
     env = os.environ | {"QT_QPA_PLATFORM": "offscreen", "HOME": str(cwd)}
     try:
-        result = subprocess.run(
-            command, cwd=cwd, env=env, capture_output=True, timeout=timeout_s, check=False
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group, killed as one on timeout
         )
-    except subprocess.TimeoutExpired:
-        raise RenderError(f"{what} took longer than {timeout_s:g} s and was stopped.") from None
     except OSError as error:
         raise RenderError(f"{what} could not start: {error.strerror}.") from None
-    if result.returncode != 0:
-        detail = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise RenderError(f"{what} failed ({detail[0][:200]}).")
+    try:
+        _, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise RenderError(f"{what} took longer than {timeout_s:g} s and was stopped.") from None
+    except BaseException:  # cancelled or interrupted while waiting: leave nothing running
+        _kill_group(process)
+        raise
+    finally:
+        _kill_group(process, only_leftovers=True)
+    if process.returncode != 0:
+        detail = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        log.warning("%s exited with %s: %s", what, process.returncode, detail[0][:500])
+        raise RenderError(f"{what} failed.")
+
+
+def _kill_group(process: subprocess.Popen, *, only_leftovers: bool = False) -> None:
+    """SIGKILL the tool's process group (after it exited: whatever it left behind)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is already gone
+        os.killpg(process.pid, signal.SIGKILL)
+    if not only_leftovers:
+        process.communicate()
