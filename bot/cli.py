@@ -35,14 +35,43 @@ def _settings(**overrides):
         raise click.ClickException(f"bad settings: {problems}") from None
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+class _SecretsHidden(logging.Formatter):
+    """Formats as usual, then blanks every secret (bot tokens) out of the line and its traceback:
+    a library that quotes a token in an error message never puts it in the log."""
+
+    def __init__(self, fmt: str, secrets: list[str]):
+        super().__init__(fmt)
+        self.secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "[token hidden]")
+        return text
+
+
+def _logging(verbose: bool, settings=None) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr)
+    secrets = []
+    if settings is not None:
+        tokens = (settings.discord_token, settings.telegram_token)
+        secrets = [t.get_secret_value() for t in tokens if t is not None]
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(
+            _SecretsHidden("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
+        )
     for noisy in ("httpx", "discord.gateway", "discord.client", "telegram.ext"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _serve(settings, *, discord: bool, telegram: bool) -> None:
+    """Run the front-ends; a platform that refuses us is a clear error, not a traceback."""
+    from bot.runner import FrontEndFailure, run_bots
+
+    try:
+        asyncio.run(run_bots(settings, discord=discord, telegram=telegram))
+    except FrontEndFailure as failure:
+        raise click.ClickException(str(failure)) from None
 
 
 data_dir_option = click.option(
@@ -81,27 +110,23 @@ def chat(user: str, moderator: bool, data_dir: Path | None, verbose: bool) -> No
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def run(data_dir: Path | None, verbose: bool) -> None:
     """Run the bot: Discord and/or Telegram when their tokens are set, else the console chat."""
-    from bot.runner import run_bots
-
     settings = _settings(data_dir=data_dir)
-    _logging(verbose)
+    _logging(verbose, settings)
     if not settings.discord_token and not settings.telegram_token:
         click.echo("No DISCORD_TOKEN or TELEGRAM_TOKEN set: starting the console chat.", err=True)
         ctx = click.get_current_context()
         ctx.invoke(chat, user="you", moderator=True, data_dir=data_dir, verbose=verbose)
         return
-    asyncio.run(run_bots(settings, discord=True, telegram=True))
+    _serve(settings, discord=True, telegram=True)
 
 
 def _run_one(platform: str, token_variable: str, data_dir: Path | None, verbose: bool) -> None:
     """Run a single front-end, as each docker-compose service does."""
-    from bot.runner import run_bots
-
     settings = _settings(data_dir=data_dir)
     if getattr(settings, f"{platform}_token") is None:
         raise click.ClickException(f"set {token_variable} (in the environment or .env) first")
-    _logging(verbose)
-    asyncio.run(run_bots(settings, discord=platform == "discord", telegram=platform == "telegram"))
+    _logging(verbose, settings)
+    _serve(settings, discord=platform == "discord", telegram=platform == "telegram")
 
 
 @main.command()

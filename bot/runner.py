@@ -2,6 +2,11 @@
 
 On a stop signal the front-ends stop taking messages first, melodies in flight finish (bounded by
 the pool's drain timeout), and the database is closed last, so nothing is lost on a restart.
+
+A front-end whose platform connection is gone for good (Discord closed the gateway, say, because
+the Message Content intent is off) stops the process the same clean way, and the process exits
+with a message that says what to fix: a bot that cannot hear its users must not look alive to
+its health check, and its supervisor should restart it.
 """
 
 from __future__ import annotations
@@ -19,8 +24,14 @@ from bot.health import Heartbeat
 log = logging.getLogger("melodybot")
 
 
+class FrontEndFailure(RuntimeError):
+    """A front-end cannot run or lost its platform for good; the message says what to fix and
+    never holds a secret."""
+
+
 class FrontEnd(Protocol):
     name: str
+    gone: asyncio.Future[str]  # set, with what happened, once the platform connection is lost
 
     async def start(self) -> None: ...
 
@@ -34,11 +45,21 @@ class TelegramFrontEnd:
         from bot.telegram_bot import build_application
 
         self.application = build_application(app)
+        self.gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     async def start(self) -> None:
+        from telegram.error import InvalidToken
+
         from bot.telegram_bot import register_commands
 
-        await self.application.initialize()
+        # python-telegram-bot's polling retries lost connections itself; only a rejected token
+        # is fatal, and it shows at start.
+        try:
+            await self.application.initialize()
+        except InvalidToken:  # its message quotes the token: say what to fix instead
+            raise FrontEndFailure(
+                "Telegram rejected TELEGRAM_TOKEN: check it with @BotFather (/token)."
+            ) from None
         await register_commands(self.application)
         await self.application.start()
         await self.application.updater.start_polling(timeout=20, poll_interval=0.0)
@@ -60,23 +81,60 @@ class DiscordFrontEnd:
 
         self.bot = MelodyBot(app)
         self._task: asyncio.Task | None = None
+        self.gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     async def start(self) -> None:
+        import discord
+
         token = self.bot.app.settings.discord_token
         assert token is not None
-        await self.bot.login(token.get_secret_value())
+        try:
+            await self.bot.login(token.get_secret_value())
+        except discord.LoginFailure:
+            raise FrontEndFailure(_DISCORD_TOKEN_REJECTED) from None
         self._task = asyncio.create_task(self.bot.connect(reconnect=True), name="discord")
-        self._task.add_done_callback(self._report_crash)
+        self._task.add_done_callback(self._connection_ended)
 
-    @staticmethod
-    def _report_crash(task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("discord: the gateway connection died", exc_info=task.exception())
+    def _connection_ended(self, task: asyncio.Task) -> None:
+        """discord.py reconnects by itself; when its connect() ends, the gateway is gone."""
+        if self.gone.done() or task.cancelled():
+            return  # stopped on purpose
+        error = task.exception()
+        if error is None and self.bot.is_closed():
+            return  # closed on purpose
+        log.error("discord: the gateway connection is gone", exc_info=error)
+        self.gone.set_result(_discord_failure(error))
 
     async def stop(self) -> None:
+        if not self.gone.done():
+            self.gone.cancel()  # stopping on purpose is not a lost connection
         await self.bot.close()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+_DISCORD_TOKEN_REJECTED = (
+    "Discord rejected DISCORD_TOKEN: reset it in the Developer Portal (Bot → Reset Token)."
+)
+
+
+def _discord_failure(error: BaseException | None) -> str:
+    """What an operator should know about a gateway that closed for good."""
+    import discord
+
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        return (
+            "Discord closed the gateway: the Message Content intent is off for this bot. Turn it "
+            "on in the Developer Portal (Bot → Privileged Gateway Intents), then start again."
+        )
+    if isinstance(error, discord.LoginFailure) or (
+        isinstance(error, discord.ConnectionClosed) and error.code == 4004
+    ):
+        return _DISCORD_TOKEN_REJECTED
+    if isinstance(error, discord.ConnectionClosed):
+        return f"Discord closed the gateway for good (close code {error.code})."
+    what = type(error).__name__ if error is not None else "it ended"
+    return f"Discord's gateway connection is gone ({what})."
 
 
 async def run_bots(
@@ -95,11 +153,20 @@ async def run_bots(
     if discord and settings.discord_token:
         front_ends.append(DiscordFrontEnd(app))
     heartbeat = Heartbeat(settings, [f.name for f in front_ends])
+    failure: str | None = None
     try:
         for front_end in front_ends:
             await front_end.start()
         await heartbeat.start()
-        await stop.wait()
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait(
+            [stopping, *(f.gone for f in front_ends)], return_when=asyncio.FIRST_COMPLETED
+        )
+        stopping.cancel()
+        lost = [f.gone.result() for f in front_ends if f.gone.done() and not f.gone.cancelled()]
+        failure = lost[0] if lost else None
+        if failure:
+            log.error("%s Stopping.", failure)
         log.info("stopping: no new messages, finishing melodies in flight")
     finally:
         for front_end in reversed(front_ends):
@@ -109,3 +176,5 @@ async def run_bots(
                 log.exception("%s did not stop cleanly", front_end.name)
         await heartbeat.stop()
         await app.close()
+    if failure:
+        raise FrontEndFailure(failure)

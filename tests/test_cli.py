@@ -95,3 +95,23 @@ def test_the_command_line_starts_without_numpy_so_blas_is_pinned_first():
     probe = "import sys, bot.cli; print('numpy' in sys.modules, 'music21' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_log_lines_and_their_tracebacks_never_show_a_token():
+    import logging
+    import sys
+
+    from bot.cli import _SecretsHidden
+
+    formatter = _SecretsHidden("%(levelname)s %(message)s", ["123:SECRET", ""])
+    try:
+        raise ValueError("The token `123:SECRET` was rejected")
+    except ValueError:
+        record = logging.LogRecord(
+            "melodybot", logging.ERROR, __file__, 1, "starting with %s", ("123:SECRET",), None
+        )
+        record.exc_info = sys.exc_info()
+    line = formatter.format(record)
+    assert "SECRET" not in line
+    assert line.startswith("ERROR starting with [token hidden]")
+    assert line.endswith("ValueError: The token `[token hidden]` was rejected")

@@ -124,3 +124,26 @@ async def test_entry_command_serves_reports_health_and_stops_cleanly(tmp_path, t
     assert code == 0, out
     with sqlite3.connect(tmp_path / "copy.sqlite3") as copy:
         assert copy.execute("SELECT count(*) FROM generations").fetchone()[0] == 1
+
+
+async def test_a_rejected_telegram_token_is_a_clear_error_that_never_shows_it(tmp_path):
+    fake = FakeTelegram()
+    await fake.start()
+    fake.rejected_tokens.add("123456:REVOKED-TOKEN")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "TELEGRAM_TOKEN": "123456:REVOKED-TOKEN",
+        "TELEGRAM_BASE_URL": fake.base_url,
+        "MELODYBOT_DATA_DIR": str(tmp_path / "data"),
+        "MELODYBOT_HEARTBEAT_FILE": str(tmp_path / "heartbeat.json"),
+        "MELODYBOT_AUDIO": "false",
+    }
+    try:
+        code, out = await asyncio.wait_for(_run("telegram", env=env, cwd=tmp_path), 120)
+    finally:
+        await fake.stop()
+    assert code == 1
+    assert "Telegram rejected TELEGRAM_TOKEN: check it with @BotFather" in out
+    assert "REVOKED-TOKEN" not in out and "Traceback" not in out
+    assert not (tmp_path / "heartbeat.json").exists()

@@ -135,3 +135,37 @@ async def test_replies_ping_no_one_whatever_the_user_typed(discord_bot):
     assert "@everyone" in posted.payload["content"]  # quoted back in the error …
     assert posted.payload["allowed_mentions"]["parse"] == []  # … but pinging no one
     assert not posted.payload["allowed_mentions"].get("roles")
+
+
+@pytest.mark.parametrize(
+    ("close_code", "said"),
+    [(4014, "the Message Content intent is off"), (4004, "Discord rejected DISCORD_TOKEN")],
+)
+async def test_a_gateway_closed_for_good_stops_the_bot_and_its_health(
+    tmp_path, tiny_model_dir, monkeypatch, close_code, said
+):
+    from bot.health import is_alive
+    from bot.runner import FrontEndFailure, run_bots
+
+    fake = FakeDiscord()
+    await fake.start()
+    fake.close_on_identify = close_code
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url)
+    )
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    heartbeat = tmp_path / "heartbeat.json"
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        model_dir=tiny_model_dir,
+        discord_token="fake.discord.token",
+        discord_api_base_url=fake.api_base,
+        heartbeat_file=heartbeat,
+    )
+    try:
+        with pytest.raises(FrontEndFailure, match=said):
+            await asyncio.wait_for(run_bots(settings, discord=True, telegram=False), 60)
+    finally:
+        await fake.stop()
+    assert not is_alive(heartbeat)[0]  # nothing says "alive: discord" any more

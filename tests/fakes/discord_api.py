@@ -66,6 +66,9 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.identified = asyncio.Event()
+        # Discord's answer to IDENTIFY when set: close the gateway with this code, e.g. 4014
+        # (disallowed intents: the Message Content intent is off) or 4004 (token rejected).
+        self.close_on_identify: int | None = None
 
     @property
     def api_base(self) -> str:
@@ -98,6 +101,9 @@ class FakeDiscord:
             message = json.loads(frame.data)
             if message["op"] == 1:
                 await socket.send_json({"op": 11})
+            elif message["op"] == 2 and self.close_on_identify is not None:
+                await socket.close(code=self.close_on_identify)
+                break
             elif message["op"] == 2:
                 await self._send(
                     socket,

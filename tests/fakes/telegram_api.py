@@ -32,6 +32,8 @@ class FakeTelegram:
     def __init__(self, admins: set[int] | None = None):
         self.calls: list[Call] = []
         self.admins = admins or set()
+        self.rejected_tokens: set[str] = set()  # answered 401 Unauthorized, as Telegram does
+        self.failing: dict[str, tuple[int, str]] = {}  # method → (error code, description)
         self._updates: list[dict] = []
         self._new_update = asyncio.Event()
         self._update_ids = itertools.count(1)
@@ -95,6 +97,8 @@ class FakeTelegram:
 
     async def _dispatch(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        if request.match_info["token"] in self.rejected_tokens:
+            return _error(401, "Unauthorized")
         fields, files = await _read_fields(request)
         if method == "getUpdates":
             return _ok(await self._get_updates(fields))
@@ -102,6 +106,8 @@ class FakeTelegram:
         async with self.call_arrived:
             self.calls.append(call)
             self.call_arrived.notify_all()
+        if method in self.failing:
+            return _error(*self.failing[method])
         if method == "getMe":
             return _ok(BOT_USER)
         if method == "getChatMember":
@@ -169,6 +175,11 @@ async def _read_fields(request: web.Request) -> tuple[dict[str, str], dict[str, 
         posted = await request.post()
         fields = {k: str(v) for k, v in posted.items()}
     return fields, files
+
+
+def _error(code: int, description: str) -> web.Response:
+    body = {"ok": False, "error_code": code, "description": description}
+    return web.Response(status=code, text=json.dumps(body), content_type="application/json")
 
 
 def _ok(result: object) -> web.Response:
