@@ -17,7 +17,7 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
 
 from bot.app import App
-from bot.commands import SPECS
+from bot.commands import SPECS, CommandError
 from bot.core import Incoming
 from bot.replies import Reply
 
@@ -89,7 +89,15 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Group administrators moderate; in a private chat nobody does (quota evasion)."""
         if message.chat.type == ChatType.PRIVATE:
             return False
-        member = await context.bot.get_chat_member(message.chat_id, message.from_user.id)
+        try:
+            member = await context.bot.get_chat_member(message.chat_id, message.from_user.id)
+        except TelegramError as error:  # fails safe: nobody moderates without Telegram's word
+            log.warning(
+                "telegram: could not ask who administers chat %s: %s", message.chat_id, error
+            )
+            raise CommandError(
+                "I couldn't ask Telegram whether you administer this chat. Try again in a minute."
+            ) from None
         return member.status in ADMIN_STATUSES
 
     async def typing() -> None:

@@ -82,3 +82,14 @@ async def test_moderator_commands_need_a_group_admin(telegram):
     assert (await app.repo.effective_limits("telegram", "-100")).daily_quota == 3
     (entry,) = await app.repo.audit_log("telegram", "-100")
     assert entry.action == "set daily_quota" and entry.actor == f"boss ({ADMIN})"
+
+
+async def test_moderator_check_failing_on_telegram_is_a_clear_answer(telegram, caplog):
+    fake, app = telegram
+    fake.failing["getChatMember"] = (400, "Bad Request: member list is inaccessible")
+    with caplog.at_level("ERROR", logger="melodybot"):
+        fake.send_text("/setlimit daily 3", user_id=ADMIN, username="boss")
+        answer = (await fake.wait_for("sendMessage"))[0].fields["text"]
+    assert "couldn't ask Telegram whether you administer this chat" in answer
+    assert (await app.repo.effective_limits("telegram", "-100")).daily_quota != 3  # fails safe
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]  # no incident
