@@ -66,11 +66,20 @@ def _logging(verbose: bool, settings=None) -> None:
 
 def _serve(settings, *, discord: bool, telegram: bool) -> None:
     """Run the front-ends; a platform that refuses us is a clear error, not a traceback."""
-    from bot.runner import FrontEndFailure, run_bots
+    from bot.runner import run_bots
+
+    _clearly(lambda: asyncio.run(run_bots(settings, discord=discord, telegram=telegram)))
+
+
+def _clearly(action) -> None:
+    """Run ``action``; what stops the bot from starting (a platform refusing it, a damaged or
+    unwritable database) ends the command with its message instead of a traceback."""
+    from bot.runner import FrontEndFailure
+    from storage.db import StorageError
 
     try:
-        asyncio.run(run_bots(settings, discord=discord, telegram=telegram))
-    except FrontEndFailure as failure:
+        action()
+    except (FrontEndFailure, StorageError) as failure:
         raise click.ClickException(str(failure)) from None
 
 
@@ -102,7 +111,7 @@ def chat(user: str, moderator: bool, data_dir: Path | None, verbose: bool) -> No
         finally:
             await app.close()
 
-    asyncio.run(session())
+    _clearly(lambda: asyncio.run(session()))
 
 
 @main.command()

@@ -39,6 +39,10 @@ class StorageError(Exception):
     """The database file is not in a state this code may work on."""
 
 
+class DatabaseDamaged(StorageError):
+    """The file is not a sound SQLite database; the message says how to restore a backup."""
+
+
 class SchemaTooNew(StorageError):
     """The file was migrated by newer code; running older code on it could corrupt it."""
 
@@ -114,9 +118,13 @@ async def connect(
     if mode not in SYNCHRONOUS_MODES:
         raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_s)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_s)
+    except (OSError, sqlite3.DatabaseError) as error:
+        raise StorageError(f"cannot open the database {path} ({error}): {_PERMISSIONS}") from None
+    try:
+        await check_intact(connection, path)
         connection.row_factory = sqlite3.Row
         await connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000):d}")
         journal = await retry_busy(lambda: _pragma(connection, "PRAGMA journal_mode = WAL"))
@@ -128,6 +136,36 @@ async def connect(
         await connection.close()
         raise
     return connection
+
+
+_PERMISSIONS = "check that the data folder exists and that this user may write to it."
+
+
+async def check_intact(connection: aiosqlite.Connection, path: Path) -> None:
+    """Refuse a damaged or unwritable file before anything is written to it.
+
+    A corrupt page would otherwise let the bot start and then fail every melody; a corrupt
+    header or a truncated file would end in a traceback. ``PRAGMA quick_check`` reads every page
+    once (milliseconds for this bot's databases).
+    """
+    restore = (
+        f"Stop every bot using it, move it aside and copy your latest backup (made with "
+        f"`melodybot backup PATH`) to {path}; without a backup, move it aside and start afresh."
+    )
+    try:
+        async with connection.execute("PRAGMA quick_check") as cursor:
+            problems = [row[0] for row in await cursor.fetchall()]
+        await connection.execute("BEGIN IMMEDIATE")  # can we write here at all?
+        await connection.execute("ROLLBACK")
+    except sqlite3.DatabaseError as error:
+        if "readonly" in str(error) or "unable to open" in str(error):
+            raise StorageError(
+                f"cannot write the database {path} ({error}): {_PERMISSIONS}"
+            ) from None
+        raise DatabaseDamaged(f"the database {path} is damaged ({error}). {restore}") from None
+    if problems != ["ok"]:
+        first = " ".join(problems[0].split())  # quick_check's first finding, on one line
+        raise DatabaseDamaged(f"the database {path} is damaged ({first}). {restore}")
 
 
 async def _pragma(connection: aiosqlite.Connection, sql: str) -> object:

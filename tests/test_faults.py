@@ -1,0 +1,84 @@
+"""Faults an operator meets, injected into real `melodybot` processes and real SQLite files:
+each ends the way a user and an operator would expect, with a clear message and nothing lost."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+MELODYBOT = PROJECT_ROOT / ".venv" / "bin" / "melodybot"
+
+
+def _chat(data_dir: Path, lines: str, model_dir: Path) -> subprocess.CompletedProcess:
+    env = os.environ | {"MELODYBOT_AUDIO": "false", "MELODYBOT_MODEL_DIR": str(model_dir)}
+    return subprocess.run(
+        [str(MELODYBOT), "chat", "--data-dir", str(data_dir)],
+        input=lines,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def database_with_a_melody(tmp_path_factory, tiny_model_dir) -> Path:
+    data = tmp_path_factory.mktemp("healthy")
+    done = _chat(data, "!melody C4 D4 E4 seed=1 bars=2\n", tiny_model_dir)
+    assert done.returncode == 0, done.stderr
+    path = data / "melodybot.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the main file
+    return path
+
+
+def _damage_table_page(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        (root,) = db.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'generations'"
+        ).fetchone()
+        (page_size,) = db.execute("PRAGMA page_size").fetchone()
+    with path.open("r+b") as file:
+        file.seek((root - 1) * page_size + 8)
+        file.write(bytes(range(200)))
+
+
+def _damage_header(path: Path) -> None:
+    with path.open("r+b") as file:
+        file.write(b"not a database!!")
+
+
+def _truncate(path: Path) -> None:
+    os.truncate(path, path.stat().st_size // 3)
+
+
+@pytest.mark.parametrize("damage", [_damage_table_page, _damage_header, _truncate])
+def test_a_damaged_database_is_refused_at_start_with_the_way_back(
+    damage, database_with_a_melody, tmp_path, tiny_model_dir
+):
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "melodybot.sqlite3"
+    path.write_bytes(database_with_a_melody.read_bytes())
+    damage(path)
+    damaged = path.read_bytes()
+    result = _chat(data, "!history\n", tiny_model_dir)
+    assert result.returncode == 1
+    assert "is damaged" in result.stderr and "melodybot backup" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert path.read_bytes() == damaged  # left exactly as it was, for whoever repairs it
+
+
+def test_a_data_folder_that_cannot_be_made_is_a_clear_error(tmp_path, tiny_model_dir):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = _chat(blocker / "data", "!history\n", tiny_model_dir)
+    assert result.returncode == 1
+    assert "cannot open the database" in result.stderr and "Traceback" not in result.stderr
