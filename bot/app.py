@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.core import BotCore
+from bot.housekeeping import Housekeeping
 from bot.workers import WorkerPool
 from generator.engine import MelodyEngine
 from generator.render import audio_available, available_png_renderers
@@ -42,12 +43,7 @@ async def open_app(settings: Settings) -> App:
         max_seed_notes=settings.max_seed_notes,
     )
     repo = await Repository.open(settings.database, defaults=defaults)
-    stale = await repo.fail_stale_pending()  # melodies cut off by a crash or a hard stop
-    if stale:
-        log.warning("marked %d melodies left pending by an earlier run as failed", stale)
-    if settings.keep_last_generations or settings.keep_days:
-        dropped = await repo.apply_retention(settings.keep_last_generations, settings.keep_days)
-        log.info("retention: removed %d old melodies", dropped)
+    await Housekeeping(repo, settings).run_once()  # what a crash or a long stop left behind
     pool = WorkerPool(settings.workers, settings.queue_size)
     audio_ready, reason = audio_available()
     if settings.audio and not audio_ready:

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     max_seed_notes: int = Field(32, ge=1, le=64)
     keep_last_generations: int | None = Field(None, ge=1)
     keep_days: int | None = Field(None, ge=1)
+    housekeeping_every_s: float = Field(300.0, gt=0)
 
     workers: int = Field(2, ge=1, le=32)
     queue_size: int = Field(20, ge=1)

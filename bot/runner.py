@@ -20,6 +20,7 @@ from typing import Protocol
 from bot.app import App, open_app
 from bot.config import Settings
 from bot.health import Heartbeat
+from bot.housekeeping import Housekeeping
 
 log = logging.getLogger("melodybot")
 
@@ -153,11 +154,13 @@ async def run_bots(
     if discord and settings.discord_token:
         front_ends.append(DiscordFrontEnd(app))
     heartbeat = Heartbeat(settings, [f.name for f in front_ends])
+    housekeeping = Housekeeping(app.repo, settings)
     failure: str | None = None
     try:
         for front_end in front_ends:
             await front_end.start()
         await heartbeat.start()
+        await housekeeping.start()
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait(
             [stopping, *(f.gone for f in front_ends)], return_when=asyncio.FIRST_COMPLETED
@@ -174,6 +177,7 @@ async def run_bots(
                 await front_end.stop()
             except Exception:
                 log.exception("%s did not stop cleanly", front_end.name)
+        await housekeeping.stop()
         await heartbeat.stop()
         await app.close()
     if failure:
