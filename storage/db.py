@@ -155,13 +155,17 @@ async def check_intact(connection: aiosqlite.Connection, path: Path) -> None:
     try:
         async with connection.execute("PRAGMA quick_check") as cursor:
             problems = [row[0] for row in await cursor.fetchall()]
-        await connection.execute("BEGIN IMMEDIATE")  # can we write here at all?
+    except sqlite3.DatabaseError as error:
+        raise DatabaseDamaged(f"the database {path} is damaged ({error}). {restore}") from None
+    try:  # can we write here at all? (another process holding the lock is waited for)
+        await begin_immediate(connection)
         await connection.execute("ROLLBACK")
     except sqlite3.DatabaseError as error:
-        if "readonly" in str(error) or "unable to open" in str(error):
-            raise StorageError(
-                f"cannot write the database {path} ({error}): {_PERMISSIONS}"
-            ) from None
+        if is_busy(error):
+            raise
+        if isinstance(error, sqlite3.OperationalError) and "malformed" not in str(error):
+            problem = f"cannot write the database {path} ({error}): {_PERMISSIONS}"
+            raise StorageError(problem) from None
         raise DatabaseDamaged(f"the database {path} is damaged ({error}). {restore}") from None
     if problems != ["ok"]:
         first = " ".join(problems[0].split())  # quick_check's first finding, on one line
