@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.replies import Attachment, Reply
 from bot.workers import QueueFull, WorkerPool
 from generator.engine import Melody, MelodyEngine
+from generator.keys import parse_key
 from generator.render import (
     AUDIO_MIME,
     AUDIO_SUFFIX,
@@ -219,7 +220,12 @@ class BotCore:
             raise
         melody = rendered.melody
         await self.repo.complete_generation(
-            generation_id, rendered.midi, melody.key_label, melody.steps
+            generation_id,
+            rendered.midi,
+            melody.key_label,
+            melody.steps,
+            tokens=" ".join(melody.tokens),
+            pickup=melody.pickup,
         )
         return self._melody_reply(generation_id, rendered)
 
@@ -267,6 +273,19 @@ class BotCore:
             temperature=request.temperature,
             notes=tuple(rendered.problems),
         )
+
+    def _stored_midi_reply(self, generation: Generation) -> Reply:
+        request = parse_request(generation.request["canonical"])
+        p = self.settings.prefix
+        text = (
+            f"#{generation.id} · key {generation.melody_key or '?'} · temp {request.temperature:g}"
+            f" · seed {generation.rng_seed}\nRedo: {p}again {generation.id}\n"
+            "(Only the MIDI file was kept for this older melody.)"
+        )
+        midi = Attachment(
+            f"melody-{generation.id}.mid", generation.midi or b"", "midi", "audio/midi"
+        )
+        return Reply(text, (midi,), melody_id=generation.id, temperature=request.temperature)
 
     def _busy_reply(self, wait_s: float) -> Reply:
         return Reply(
@@ -316,18 +335,28 @@ class BotCore:
         return generation
 
     async def _cmd_show(self, message: Incoming, argument: str, on_work_started) -> Reply:
+        """Send a stored melody again: drawn and played from what was stored, never recomposed,
+        and only for users the chat lets use the bot, no faster than its cooldown."""
         generation = await self._generation_here(message, argument.strip(), "show")
-        request = parse_request(generation.request["canonical"])
-        title = f"#{generation.id} · {_short(request)}"
+        try:
+            await self.repo.admit_resend(
+                await self._user(message), message.platform, message.chat_id
+            )
+        except Refusal as refusal:
+            return self._refusal_reply(refusal)
+        melody = _stored_melody(generation)
+        if melody is None:  # stored before melodies kept their steps: the MIDI is what there is
+            return self._stored_midi_reply(generation)
+        if self.pool.pending >= self.pool.workers + self.pool.queue_size:
+            return self._busy_reply(self.pool.wait_estimate_s())
         if on_work_started is not None:
             await on_work_started()
+        title = f"#{generation.id} · {_short(melody.request)}"
         try:
-            rendered = await self.pool.run(self._compose_and_render, request, title)
+            rendered = await self.pool.run(self._render, melody, title)
         except QueueFull as busy:
             return self._busy_reply(busy.wait_estimate_s)
-        if rendered.midi != generation.midi:  # the model changed since: send what was stored
-            rendered = _Rendered(rendered.melody, generation.midi or b"")
-            rendered.problems.append("Only the MIDI file is the original; the model has changed")
+        rendered.midi = generation.midi or rendered.midi  # the very file first sent
         return self._melody_reply(generation.id, rendered)
 
     async def _cmd_history(self, message: Incoming, argument: str, on_work_started) -> Reply:
@@ -509,6 +538,21 @@ def _count(argument: str, *, default: int, high: int, example: str) -> int:
     if not text.isdecimal() or not 1 <= int(text) <= high:
         raise CommandError(f"Give a number from 1 to {high}.", example)
     return int(text)
+
+
+def _stored_melody(generation: Generation) -> Melody | None:
+    """The melody a stored row describes, rebuilt without the model (None for rows stored
+    before melodies kept their steps)."""
+    if not generation.tokens or not generation.melody_key:
+        return None
+    return Melody(
+        request=parse_request(generation.request["canonical"]),
+        tokens=tuple(generation.tokens.split()),
+        key=parse_key(generation.melody_key),
+        rng_seed=generation.rng_seed,
+        pickup=generation.pickup or 0,
+        ending="",
+    )
 
 
 def _actor(message: Incoming) -> str:

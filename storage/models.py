@@ -86,6 +86,8 @@ class Generation:
     midi: bytes | None
     melody_key: str | None
     steps: int | None
+    tokens: str | None  # the melody's steps in its key, space-separated (None before schema 3)
+    pickup: int | None  # its upbeat in steps
 
     @property
     def request(self) -> dict[str, Any]:

@@ -448,22 +448,26 @@ class Repository:
         scope: tuple[str, str],
         limits: Limits,
         now: float,
+        *,
+        quota: bool = True,
     ) -> None:
-        """Quota before cooldown: "come back tomorrow" beats "wait 10 s" and then a refusal."""
+        """Quota before cooldown: "come back tomorrow" beats "wait 10 s" and then a refusal.
+        Without ``quota`` only the cooldown is checked (re-sending composes nothing)."""
         window_start = now - QUOTA_WINDOW_S
         where = """user_id = ? AND platform = ? AND chat_id = ? AND counts = 1
                    AND created_at > ?"""
         count, newest = await self._fetchone(
             connection,
-            f"""SELECT coalesce(sum(created_at > ?), 0), max(created_at) FROM usage
-                WHERE {where}""",
+            f"""SELECT coalesce(sum(created_at > ? AND kind = 'compose'), 0), max(created_at)
+                FROM usage WHERE {where}""",
             (window_start, user_id, *scope, min(window_start, now - limits.cooldown_s)),
         )
-        if count >= limits.daily_quota:
+        if quota and count >= limits.daily_quota:
             # The slot that frees first is the oldest one that keeps the count at the quota.
             row = await self._fetchone(
                 connection,
-                f"SELECT created_at FROM usage WHERE {where} ORDER BY created_at LIMIT 1 OFFSET ?",
+                f"""SELECT created_at FROM usage WHERE {where} AND kind = 'compose'
+                ORDER BY created_at LIMIT 1 OFFSET ?""",
                 (user_id, *scope, window_start, count - limits.daily_quota),
             )
             resets_at = (now if row is None else row[0]) + QUOTA_WINDOW_S
@@ -480,24 +484,53 @@ class Repository:
         melody_key: str | None = None,
         steps: int | None = None,
         *,
+        tokens: str | None = None,
+        pickup: int | None = None,
         now: float | None = None,
     ) -> bool:
-        """Store the finished melody; False if it is gone (forgotten) or no longer pending."""
+        """Store the finished melody; False if it is gone (forgotten) or no longer pending.
+
+        ``tokens`` and ``pickup`` let it be drawn and played again without its model."""
         now = self._now(now)
         async with self._write() as connection:
             cursor = await connection.execute(
                 """UPDATE generations SET status = 'done', midi = ?, melody_key = ?, steps = ?,
-                          completed_at = ?, error = NULL
+                          tokens = ?, pickup = ?, completed_at = ?, error = NULL
                    WHERE id = ? AND status = 'pending'""",
                 (
                     bytes(midi),
                     None if melody_key is None else cap(melody_key, MAX_ID_CHARS),
                     None if steps is None else int(steps),
+                    tokens,
+                    None if pickup is None else int(pickup),
                     now,
                     generation_id,
                 ),
             )
             return cursor.rowcount > 0
+
+    async def admit_resend(
+        self, user: User | int, platform: str, chat_id: str, *, now: float | None = None
+    ) -> None:
+        """Let a user have a stored melody sent again, or raise a Refusal: bans and a switched-off
+        chat apply as to composing, and so does the cooldown (a re-send counts towards it, not
+        towards the daily quota, since nothing is composed)."""
+        user_id = _user_id(user)
+        scope = _scope(platform, chat_id)
+        now = self._now(now)
+        async with self._write() as connection:
+            ban = await self._active_ban(connection, user_id, scope, now)
+            if ban is not None:
+                raise Banned(ban)
+            limits = await self._limits(connection, scope)
+            if not limits.enabled:
+                raise ChatDisabled(*scope)
+            await self._check_rate(connection, user_id, scope, limits, now, quota=False)
+            await connection.execute(
+                """INSERT INTO usage (user_id, platform, chat_id, created_at, kind)
+                   VALUES (?, ?, ?, ?, 'resend')""",
+                (user_id, *scope, now),
+            )
 
     async def fail_generation(
         self, generation_id: int, error: str, *, now: float | None = None

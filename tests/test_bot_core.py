@@ -146,3 +146,56 @@ async def test_a_lone_surrogate_gets_a_reply_that_can_be_sent(app):
     reply = await app.core.handle(say("!melody C4 \ud800 D4"))
     reply.text.encode("utf-8")  # would raise on a surrogate
     assert "\ufffd" in reply.text and "Try:" in reply.text
+
+
+async def test_show_resends_the_stored_melody_without_recomposing_it(app, monkeypatch):
+    first = await app.core.handle(say("!melody G4:0.5 C5 C5 D5 meter=3/4 bars=4 seed=3"))
+    png = first.attachment("png").data
+
+    def recompose(*_args):
+        raise AssertionError("!show must not run the model")
+
+    monkeypatch.setattr(app.core.engine, "compose", recompose)
+    monkeypatch.setattr(app.core.engine, "compose_many", recompose)
+    shown = await app.core.handle(say("!show 1", user="bob"))
+    assert shown.attachment("midi").data == first.attachment("midi").data
+    assert shown.attachment("png").data == png  # drawn again from the stored steps, the same
+    assert shown.text.splitlines()[0] == first.text.splitlines()[0]  # 4 bars of 3/4, upbeat
+
+
+async def test_show_obeys_bans_the_chat_switch_and_the_cooldown_not_the_quota(
+    tmp_path, tiny_model_dir
+):
+    application = await open_app(
+        Settings(
+            _env_file=None,
+            data_dir=tmp_path,
+            model_dir=tiny_model_dir,
+            cooldown_s=3600,
+            daily_quota=1,
+            audio=False,
+        )
+    )
+    try:
+        core = application.core
+        assert (await core.handle(say("!melody C4 D4 bars=2"))).melody_id == 1
+        assert (await core.handle(say("!show 1", user="bob"))).melody_id == 1  # quota untouched
+        again = await core.handle(say("!show 1", user="bob"))
+        assert "Slow down a little" in again.text and not again.attachments
+        await core.handle(say("!history", user="cy"))  # the bot knows cy by name now
+        await core.handle(say("!ban cy 1h"), is_moderator=moderator)
+        refused = await core.handle(say("!show 1", user="cy"))
+        assert "can't use the bot here" in refused.text and not refused.attachments
+        await core.handle(say("!disable"), is_moderator=moderator)
+        off = await core.handle(say("!show 1", user="dee"))
+        assert "switched off" in off.text and not off.attachments
+    finally:
+        await application.close()
+
+
+async def test_show_of_a_melody_stored_without_its_steps_sends_the_midi(app):
+    await app.core.handle(say("!melody C4 D4 bars=2 seed=1"))
+    await app.repo._db.execute("UPDATE generations SET tokens = NULL WHERE id = 1")
+    shown = await app.core.handle(say("!show 1"))
+    assert [a.kind for a in shown.attachments] == ["midi"]
+    assert "Only the MIDI file was kept" in shown.text

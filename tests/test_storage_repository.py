@@ -411,3 +411,24 @@ async def test_closed_repository_refuses_work(tmp_path):
     await repository.close()
     with pytest.raises(RuntimeError, match="closed"):
         await repository.effective_limits("discord", "g")
+
+
+async def test_a_resend_counts_towards_the_cooldown_never_the_quota(tmp_path, clock):
+    defaults = Limits(daily_quota=2, cooldown_s=60, max_bars=32, max_seed_notes=16)
+    async with await Repository.open(
+        tmp_path / "resend.sqlite3", defaults=defaults, clock=clock
+    ) as repo:
+        ann = await repo.upsert_user("discord", "1", "ann")
+        await _melody(repo, ann)
+        clock.now += 61
+        await repo.admit_resend(ann, "discord", "chat-1")  # a re-send …
+        with pytest.raises(CooldownActive):
+            await _melody(repo, ann)  # … counts towards the cooldown …
+        with pytest.raises(CooldownActive):
+            await repo.admit_resend(ann, "discord", "chat-1")
+        clock.now += 61
+        await _melody(repo, ann)  # … but took no slot: the second melody of two still fits
+        clock.now += 61
+        with pytest.raises(QuotaExceeded):
+            await _melody(repo, ann)
+        await repo.admit_resend(ann, "discord", "chat-1")  # and the quota does not stop re-sends
