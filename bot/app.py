@@ -15,7 +15,7 @@ from generator.render import audio_available, available_png_renderers
 from storage import Limits, Repository
 
 log = logging.getLogger("melodybot")
-DRAIN_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 20.0  # within docker-compose's 45 s grace and README's promise of 30 s
 
 
 @dataclass
@@ -26,11 +26,18 @@ class App:
     pool: WorkerPool
     core: BotCore
 
-    async def close(self) -> None:
-        """Let melodies in flight finish (bounded), then close the database cleanly."""
+    async def stop_work(self) -> None:
+        """Take no new commands, cancel melodies still waiting for a worker (each user is told
+        and gets the slot back), and let the ones being composed finish, within a bound."""
+        self.core.stopping = True
         finished = await self.pool.drain(DRAIN_TIMEOUT_S)
         if not finished:
             log.warning("stopped with melodies still in flight after %.0f s", DRAIN_TIMEOUT_S)
+
+    async def close(self) -> None:
+        """Stop the work (if not already stopped), then close the database cleanly."""
+        if not self.core.stopping:
+            await self.stop_work()
         await self.repo.close()
 
 

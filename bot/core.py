@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from bot.commands import SPECS, CommandError, parse_command
 from bot.config import Settings
 from bot.replies import Attachment, Reply
-from bot.workers import QueueFull, WorkerPool
+from bot.workers import QueueFull, ShuttingDown, WorkerPool
 from generator.engine import Melody, MelodyEngine
 from generator.keys import parse_key
 from generator.render import (
@@ -88,6 +88,12 @@ class _Rendered:
     problems: list[str] = field(default_factory=list)
 
 
+RESTARTING = Reply(
+    "I'm restarting for a moment and can't take this now. Please ask again in a minute.",
+    private=True,
+)
+
+
 async def _nobody_moderates() -> bool:
     return False
 
@@ -106,6 +112,7 @@ class BotCore:
         self.repo = repository
         self.settings = settings
         self.pool = pool
+        self.stopping = False  # set on shutdown: new commands are told to come back shortly
         self.render_settings = RenderSettings(
             renderer=settings.renderer,
             timeout_s=settings.render_timeout_s,
@@ -129,6 +136,8 @@ class BotCore:
             command = parse_command(message.text, self.prefixes, bot_username)
             if command is None:
                 return None
+            if self.stopping:
+                return RESTARTING
             if command.spec.moderator and not await self._moderates(message, is_moderator):
                 return Reply(
                     f"Sorry, {self.settings.prefix}{command.name} is for moderators of this chat.",
@@ -215,6 +224,9 @@ class BotCore:
         except QueueFull as busy:
             await self.repo.fail_generation(generation_id, "queue full")
             return self._busy_reply(busy.wait_estimate_s)
+        except ShuttingDown:
+            await self.repo.fail_generation(generation_id, "the bot stopped before composing it")
+            return RESTARTING
         except Exception as error:
             await self.repo.fail_generation(generation_id, f"{type(error).__name__}: {error}")
             raise
@@ -356,6 +368,8 @@ class BotCore:
             rendered = await self.pool.run(self._render, melody, title)
         except QueueFull as busy:
             return self._busy_reply(busy.wait_estimate_s)
+        except ShuttingDown:
+            return RESTARTING
         rendered.midi = generation.midi or rendered.midi  # the very file first sent
         return self._melody_reply(generation.id, rendered)
 

@@ -36,6 +36,8 @@ class FrontEnd(Protocol):
 
     async def start(self) -> None: ...
 
+    async def stop_intake(self) -> None: ...
+
     async def stop(self) -> None: ...
 
 
@@ -66,9 +68,13 @@ class TelegramFrontEnd:
         await self.application.updater.start_polling(timeout=20, poll_interval=0.0)
         log.info("telegram: polling as @%s", self.application.bot.username)
 
-    async def stop(self) -> None:
+    async def stop_intake(self) -> None:
+        """Fetch no more updates: those not fetched wait on Telegram for the next process."""
         if self.application.updater.running:
             await self.application.updater.stop()
+
+    async def stop(self) -> None:
+        await self.stop_intake()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
@@ -105,6 +111,10 @@ class DiscordFrontEnd:
             return  # closed on purpose
         log.error("discord: the gateway connection is gone", exc_info=error)
         self.gone.set_result(_discord_failure(error))
+
+    async def stop_intake(self) -> None:
+        """Discord cannot hold events back: they keep arriving and the core answers that the
+        bot is restarting."""
 
     async def stop(self) -> None:
         if not self.gone.done():
@@ -172,6 +182,12 @@ async def run_bots(
             log.error("%s Stopping.", failure)
         log.info("stopping: no new messages, finishing melodies in flight")
     finally:
+        # Intake first, then the work (so replies to melodies in flight can still be sent),
+        # then the connections, then the database.
+        for front_end in front_ends:
+            with contextlib.suppress(Exception):
+                await front_end.stop_intake()
+        await app.stop_work()
         for front_end in reversed(front_ends):
             try:
                 await front_end.stop()

@@ -3,6 +3,10 @@
 The event loop never runs model code: work goes to a few threads, and at most ``queue_size``
 requests wait for them. When the queue is full the caller learns at once, with an estimate of how
 long the wait would be, so users hear "busy, try in ~20 s" instead of silence.
+
+On shutdown the pool stops at once: what waits for a worker is cancelled (its caller gets
+:class:`ShuttingDown` and can give the user's slot back and say so), and only what already runs
+is waited for, within a bound, so a stop under load takes seconds, not the whole queue's time.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ class QueueFull(Exception):
     def __init__(self, wait_estimate_s: float):
         self.wait_estimate_s = wait_estimate_s
         super().__init__(f"queue full, about {wait_estimate_s:.0f} s of work ahead")
+
+
+class ShuttingDown(Exception):
+    """The job never ran: the bot is stopping."""
 
 
 class WorkerPool:
@@ -51,9 +59,10 @@ class WorkerPool:
         return math.ceil(ahead / self.workers + 1) * self.typical_job_seconds()
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
-        """Run ``function(*args)`` on a worker thread; raises QueueFull when too many wait."""
+        """Run ``function(*args)`` on a worker thread; raises QueueFull when too many wait and
+        ShuttingDown when the pool stops before the job starts."""
         if self._closed:
-            raise QueueFull(0.0)
+            raise ShuttingDown()
         if self._admitted >= self.workers + self.queue_size:
             raise QueueFull(self.wait_estimate_s())
         self._admitted += 1
@@ -66,20 +75,26 @@ class WorkerPool:
             finally:
                 self._durations.append(time.perf_counter() - started)
 
+        job = self._executor.submit(timed)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, timed)
+            return await asyncio.wrap_future(job)
+        except asyncio.CancelledError:
+            if job.cancelled() and self._closed:  # cancelled by drain(), before it started
+                raise ShuttingDown() from None
+            raise
         finally:
             self._admitted -= 1
             if self._admitted == 0:
                 self._idle.set()
 
     async def drain(self, timeout_s: float) -> bool:
-        """Stop taking work and wait (bounded) for what is in flight; True if all finished."""
-        self._closed = True
+        """Stop taking work, cancel what has not started, and wait (bounded) for what runs;
+        True if everything finished."""
+        if not self._closed:
+            self._closed = True
+            self._executor.shutdown(wait=False, cancel_futures=True)
         try:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
             return True
         except TimeoutError:
             return False
-        finally:
-            self._executor.shutdown(wait=False, cancel_futures=True)

@@ -7,6 +7,7 @@ import re
 import signal
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -147,3 +148,57 @@ async def test_a_rejected_telegram_token_is_a_clear_error_that_never_shows_it(tm
     assert "Telegram rejected TELEGRAM_TOKEN: check it with @BotFather" in out
     assert "REVOKED-TOKEN" not in out and "Traceback" not in out
     assert not (tmp_path / "heartbeat.json").exists()
+
+
+async def test_sigterm_under_load_stops_in_seconds_and_loses_no_melody(tmp_path, tiny_model_dir):
+    """24 users wait for melodies (audio on, so each takes a while) when SIGTERM comes: what runs
+    finishes and is delivered, what waits is cancelled, its user told and their slot given back,
+    and the process is gone in seconds, not after the whole queue."""
+    fake = FakeTelegram()
+    await fake.start()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "TELEGRAM_TOKEN": "123456:TEST-TOKEN",
+        "TELEGRAM_BASE_URL": fake.base_url,
+        "MELODYBOT_DATA_DIR": str(tmp_path / "data"),
+        "MELODYBOT_MODEL_DIR": str(tiny_model_dir),
+        "MELODYBOT_HEARTBEAT_FILE": str(tmp_path / "heartbeat.json"),
+        "MELODYBOT_COOLDOWN_S": "0",
+        "MELODYBOT_QUEUE_SIZE": "40",
+    }
+    log_file = (tmp_path / "bot.log").open("wb")  # a file, not a pipe nobody reads yet
+    bot = await asyncio.create_subprocess_exec(
+        str(MELODYBOT), "telegram", env=env, cwd=tmp_path, stdout=log_file, stderr=log_file
+    )
+    users = range(100, 124)
+    try:
+        for _ in range(600):
+            if (tmp_path / "heartbeat.json").exists():
+                break
+            await asyncio.sleep(0.1)
+        for user in users:  # each in a chat of their own (a group allows 20 messages a minute)
+            text = f"/melody C4 D4 E4 bars=16 seed={user}"
+            fake.send_text(text, chat_id=user, user_id=user, chat_type="private")
+        await fake.wait_for("sendDocument", timeout=120)  # melodies are being delivered
+        bot.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = await asyncio.wait_for(bot.wait(), 60)
+        took = time.monotonic() - started
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+        await fake.stop()
+        log_file.close()
+    log = (tmp_path / "bot.log").read_text()
+    assert code == 0, log
+    assert took < 15, f"took {took:.1f} s to stop"
+    with sqlite3.connect(tmp_path / "data" / "melodybot.sqlite3") as db:
+        statuses = dict(db.execute("SELECT status, count(*) FROM generations GROUP BY status"))
+        counted = db.execute("SELECT count(*) FROM usage WHERE counts = 1").fetchone()[0]
+    assert "pending" not in statuses and statuses.get("failed", 0) > 0
+    assert counted == statuses["done"]  # only delivered melodies hold a quota slot
+    told = [c for c in fake.sent("sendMessage") if "restarting" in c.fields["text"]]
+    assert len(told) == statuses["failed"]
+    delivered = len(fake.sent("sendDocument"))
+    assert delivered == statuses["done"]  # every melody composed reached its user

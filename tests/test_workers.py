@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bot.workers import QueueFull, WorkerPool
+from bot.workers import QueueFull, ShuttingDown, WorkerPool
 
 
 async def test_work_runs_on_worker_threads_not_the_loop():
@@ -39,7 +39,7 @@ async def test_drain_waits_for_work_in_flight_but_not_forever():
     await asyncio.sleep(0.01)
     assert await pool.drain(timeout_s=5)
     await task
-    with pytest.raises(QueueFull):  # closed: takes no new work
+    with pytest.raises(ShuttingDown):  # closed: takes no new work
         await pool.run(lambda: None)
     stuck = WorkerPool(workers=1, queue_size=1)
     release = threading.Event()
@@ -48,6 +48,23 @@ async def test_drain_waits_for_work_in_flight_but_not_forever():
     assert not await stuck.drain(timeout_s=0.1)
     release.set()
     await hanging
+
+
+async def test_drain_cancels_what_waits_and_waits_only_for_what_runs():
+    pool = WorkerPool(workers=1, queue_size=5)
+    release = threading.Event()
+    running = asyncio.create_task(pool.run(release.wait))
+    waiting = [asyncio.create_task(pool.run(time.sleep, 5)) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    started = time.perf_counter()
+    draining = asyncio.create_task(pool.drain(timeout_s=5))
+    await asyncio.sleep(0.05)
+    for job in waiting:  # told at once, none of them ran
+        with pytest.raises(ShuttingDown):
+            await job
+    release.set()
+    assert await draining and await running
+    assert time.perf_counter() - started < 1  # not 4 × 5 s of queued work
 
 
 async def test_core_tells_users_when_the_queue_is_full(tmp_path, tiny_model_dir):
