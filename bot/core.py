@@ -88,6 +88,28 @@ class _Rendered:
     problems: list[str] = field(default_factory=list)
 
 
+REFUSALS_PER_MINUTE = 3  # error and refusal replies one user gets in one chat
+
+
+class RateLimit:
+    """At most ``count`` events per key in any ``window_s``; kept in memory, as it only spares
+    the chat from repeated complaints (quotas and cooldowns live in the database)."""
+
+    def __init__(self, count: int, window_s: float, clock: Callable[[], float] = time.monotonic):
+        self.count, self.window_s, self.clock = count, window_s, clock
+        self._times: dict[tuple[str, ...], list[float]] = {}
+
+    def allow(self, key: tuple[str, ...]) -> bool:
+        now = self.clock()
+        if len(self._times) > 10_000:  # forget users who have been quiet for a window
+            self._times = {k: v for k, v in self._times.items() if now - v[-1] < self.window_s}
+        recent = [t for t in self._times.get(key, ()) if now - t < self.window_s]
+        if len(recent) >= self.count:
+            return False
+        self._times[key] = [*recent, now]
+        return True
+
+
 RESTARTING = Reply(
     "I'm restarting for a moment and can't take this now. Please ask again in a minute.",
     private=True,
@@ -113,6 +135,7 @@ class BotCore:
         self.settings = settings
         self.pool = pool
         self.stopping = False  # set on shutdown: new commands are told to come back shortly
+        self._refusals = RateLimit(REFUSALS_PER_MINUTE, 60.0)
         self.render_settings = RenderSettings(
             renderer=settings.renderer,
             timeout_s=settings.render_timeout_s,
@@ -131,7 +154,22 @@ class BotCore:
         on_work_started: WorkStarted | None = None,
         bot_username: str | None = None,
     ) -> Reply | None:
-        """The reply to one message, or None when the message is not for the bot."""
+        """The reply to one message, or None when the message is not for the bot, or when it is
+        one refusal too many: a user who keeps sending mistakes (or asking too fast) hears about
+        it a few times a minute, so one user cannot spend a group's message allowance."""
+        reply = await self._answer(message, is_moderator, on_work_started, bot_username)
+        key = (message.platform, message.chat_id, message.user_id)
+        if reply is not None and reply.refusal and not self._refusals.allow(key):
+            return None
+        return reply
+
+    async def _answer(
+        self,
+        message: Incoming,
+        is_moderator: ModeratorCheck,
+        on_work_started: WorkStarted | None,
+        bot_username: str | None,
+    ) -> Reply | None:
         try:
             command = parse_command(message.text, self.prefixes, bot_username)
             if command is None:
@@ -142,14 +180,15 @@ class BotCore:
                 return Reply(
                     f"Sorry, {self.settings.prefix}{command.name} is for moderators of this chat.",
                     private=True,
+                    refusal=True,
                 )
             handler = getattr(self, f"_cmd_{command.name}")
             return await handler(message, command.argument, on_work_started)
         except RequestError as error:
             example = f"{self.settings.prefix}melody {error.example}"
-            return Reply(f"{error.problem} Try: {example}", private=True)
+            return Reply(f"{error.problem} Try: {example}", private=True, refusal=True)
         except CommandError as error:
-            return Reply(str(error), private=True)
+            return Reply(str(error), private=True, refusal=True)
         except Exception:
             incident = uuid.uuid4().hex[:8]
             log.exception(
@@ -311,18 +350,18 @@ class BotCore:
             until = refusal.ban.expires_at
             when = "" if until is None else f" until {_utc(until)}"
             reason = f" ({refusal.ban.reason})" if refusal.ban.reason else ""
-            return Reply(f"You can't use the bot here{when}{reason}.", private=True)
+            return Reply(f"You can't use the bot here{when}{reason}.", private=True, refusal=True)
         if isinstance(refusal, ChatDisabled):
-            return Reply("The bot is switched off in this chat.", private=True)
+            return Reply("The bot is switched off in this chat.", private=True, refusal=True)
         if isinstance(refusal, CooldownActive):
-            return Reply(
-                f"Slow down a little: try again in {refusal.seconds_left:.0f} s.", private=True
-            )
+            text = f"Slow down a little: try again in {refusal.seconds_left:.0f} s."
+            return Reply(text, private=True, refusal=True)
         assert isinstance(refusal, QuotaExceeded)
         return Reply(
             f"You've had your {refusal.quota} melodies for today; more from "
             f"{_utc(refusal.resets_at)}.",
             private=True,
+            refusal=True,
         )
 
     # stored melodies -----------------------------------------------------------------------

@@ -19,7 +19,8 @@ class Attachment:
 @dataclass(frozen=True)
 class Reply:
     """One answer. ``private`` asks front-ends that can (Discord slash commands) to show it only to
-    the asker; ``melody_id`` lets a front-end attach "Again"/"Vary" buttons."""
+    the asker; ``melody_id`` lets a front-end attach "Again"/"Vary" buttons; ``refusal`` marks an
+    error or a refusal, which the core sends a user only so often."""
 
     text: str
     attachments: tuple[Attachment, ...] = ()
@@ -27,6 +28,7 @@ class Reply:
     melody_id: int | None = None
     temperature: float | None = None
     notes: tuple[str, ...] = field(default=())  # problems worth telling (e.g. score not drawn)
+    refusal: bool = False
 
     def attachment(self, kind: AttachmentKind) -> Attachment | None:
         return next((a for a in self.attachments if a.kind == kind), None)

@@ -199,3 +199,24 @@ async def test_show_of_a_melody_stored_without_its_steps_sends_the_midi(app):
     shown = await app.core.handle(say("!show 1"))
     assert [a.kind for a in shown.attachments] == ["midi"]
     assert "Only the MIDI file was kept" in shown.text
+
+
+async def test_one_user_flooding_mistakes_hears_a_few_and_others_are_unaffected(app):
+    answers = [await app.core.handle(say(f"!melody H{i}", user="flood")) for i in range(60)]
+    heard = [a for a in answers if a is not None]
+    assert len(heard) == 3 and all("I don't know the note" in a.text for a in heard)
+    limits = await app.core.handle(say("!limits", user="bob"))  # another user, same chat
+    assert limits is not None and "melodies per person per day" in limits.text
+    melody = await app.core.handle(say("!melody C4 D4 bars=2", user="flood"))
+    assert melody.melody_id is not None  # work that succeeds is never held back
+
+
+def test_the_refusal_limit_opens_again_after_its_window():
+    from bot.core import RateLimit
+
+    now = [0.0]
+    limit = RateLimit(2, 60.0, clock=lambda: now[0])
+    assert [limit.allow(("u",)) for _ in range(3)] == [True, True, False]
+    assert limit.allow(("other",))
+    now[0] = 61.0
+    assert limit.allow(("u",))

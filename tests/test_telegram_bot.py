@@ -1,5 +1,6 @@
 """The Telegram front-end through the real python-telegram-bot, against a loopback Bot API."""
 
+import asyncio
 import io
 
 import pytest
@@ -93,3 +94,25 @@ async def test_moderator_check_failing_on_telegram_is_a_clear_answer(telegram, c
     assert "couldn't ask Telegram whether you administer this chat" in answer
     assert (await app.repo.effective_limits("telegram", "-100")).daily_quota != 3  # fails safe
     assert not [r for r in caplog.records if "failed" in r.getMessage()]  # no incident
+
+
+async def test_one_user_flooding_a_group_with_mistakes_does_not_starve_the_others(telegram):
+    fake, _ = telegram
+    for i in range(60):
+        fake.send_text(f"/melody H{i}", user_id=7, username="ann")
+    fake.send_text("/limits", user_id=8, username="bob")
+
+    async def answered_bob() -> bool:
+        return any(
+            "melodies per person per day" in c.fields["text"] for c in fake.sent("sendMessage")
+        )
+
+    for _ in range(200):  # Telegram lets a group have 20 messages a minute: 60 replies would
+        if await answered_bob():  # hold bob's back for two minutes
+            break
+        await asyncio.sleep(0.05)
+    assert await answered_bob()
+    complaints = [
+        c for c in fake.sent("sendMessage") if "I don't know the note" in c.fields["text"]
+    ]
+    assert len(complaints) == 3
