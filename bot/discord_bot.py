@@ -54,6 +54,21 @@ def files_of(reply: Reply) -> list[discord.File]:
     return [discord.File(io.BytesIO(a.data), filename=a.filename) for a in attachments]
 
 
+async def send_melody_first(send, reply: Reply) -> None:
+    """Send the reply with all its files; if Discord refuses them (413: too large for this
+    server's upload limit), send the text and the MIDI alone, the melody itself, and say so."""
+    try:
+        await send(reply.text[:MAX_TEXT], files_of(reply))
+    except discord.HTTPException as refused:
+        midi = reply.attachment("midi")
+        if refused.status != 413 or midi is None or len(reply.attachments) == 1:
+            raise
+        log.warning("discord refused the files (%s); sending the MIDI alone", refused)
+        note = "\n(Discord would not take the score picture and audio here: too large.)"
+        only_midi = Reply(reply.text, (midi,))
+        await send((reply.text + note)[:MAX_TEXT], files_of(only_midi))
+
+
 class MelodyButton(
     discord.ui.DynamicItem[discord.ui.Button],
     template=r"melody:(?P<action>again|vary):(?P<id>\d+):(?P<temp>[\d.]+)",
@@ -159,10 +174,9 @@ class MelodyBot(commands.Bot):
         if reply is None:
             return
         try:
-            await message.channel.send(
-                reply.text[:MAX_TEXT],
-                files=files_of(reply),
-                view=buttons_for(reply) or discord.utils.MISSING,
+            view = buttons_for(reply) or discord.utils.MISSING
+            await send_melody_first(
+                lambda text, files: message.channel.send(text, files=files, view=view), reply
             )
         except discord.HTTPException as error:
             log.error("could not answer message %s: %s", message.id, error)
@@ -190,7 +204,9 @@ class MelodyBot(commands.Bot):
             reply = Reply("…")
         view = buttons_for(reply) or discord.utils.MISSING
         if interaction.response.is_done():
-            await interaction.followup.send(reply.text[:MAX_TEXT], files=files_of(reply), view=view)
+            await send_melody_first(
+                lambda text, files: interaction.followup.send(text, files=files, view=view), reply
+            )
         else:
             await interaction.response.send_message(
                 reply.text[:MAX_TEXT],

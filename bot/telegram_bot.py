@@ -13,7 +13,7 @@ import logging
 
 from telegram import BotCommand, Message, Update
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, MessageEntityType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
 
 from bot.app import App
@@ -115,25 +115,44 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def send_reply(message: Message, reply: Reply) -> None:
-    """Text first, then the score as a photo, the MIDI as a file and the preview as audio."""
+    """Text first, then the score as a photo, the MIDI as a file and the preview as audio.
+
+    The MIDI is the melody itself: a picture or audio Telegram refuses (too large, odd
+    dimensions) is skipped with a line saying so, and the MIDI still goes out.
+    """
     chunks = [reply.text[i : i + MAX_TEXT] for i in range(0, len(reply.text), MAX_TEXT)]
     for chunk in chunks:
         await message.reply_text(chunk, do_quote=False)
     png = reply.attachment("png")
     if png is not None:
-        await message.reply_photo(png.data, filename=png.filename, do_quote=False)
+        await _optional(
+            "score picture",
+            message,
+            message.reply_photo(png.data, filename=png.filename, do_quote=False),
+        )
     midi = reply.attachment("midi")
     if midi is not None:
         await message.reply_document(midi.data, filename=midi.filename, do_quote=False)
     audio = reply.attachment("audio")
     if audio is not None:
-        await message.reply_audio(
+        sending = message.reply_audio(
             audio.data,
             filename=audio.filename,
             title=audio.filename.rsplit(".", 1)[0],
             performer="melodybot",
             do_quote=False,
         )
+        await _optional("audio preview", message, sending)
+
+
+async def _optional(what: str, message: Message, sending) -> None:
+    """Send a file the melody can do without; if Telegram refuses it, say so and go on."""
+    try:
+        await sending
+    except BadRequest as refused:
+        log.warning("telegram refused the %s for chat %s: %s", what, message.chat_id, refused)
+        with contextlib.suppress(TelegramError):
+            await message.reply_text(f"(Telegram would not take the {what}.)", do_quote=False)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

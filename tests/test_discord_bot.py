@@ -169,3 +169,12 @@ async def test_a_gateway_closed_for_good_stops_the_bot_and_its_health(
     finally:
         await fake.stop()
     assert not is_alive(heartbeat)[0]  # nothing says "alive: discord" any more
+
+
+async def test_files_too_large_for_the_server_still_leave_the_user_the_midi(discord_bot):
+    fake, _ = discord_bot
+    fake.max_upload_bytes = 5_000  # a MIDI fits, the score picture does not
+    await fake.send_message("!melody C4 D4 E4 seed=3 bars=4")
+    (posted,) = await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages")
+    assert list(_files_by_suffix(posted)) == ["mid"]
+    assert "would not take the score picture and audio" in posted.payload["content"]

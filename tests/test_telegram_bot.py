@@ -116,3 +116,13 @@ async def test_one_user_flooding_a_group_with_mistakes_does_not_starve_the_other
         c for c in fake.sent("sendMessage") if "I don't know the note" in c.fields["text"]
     ]
     assert len(complaints) == 3
+
+
+async def test_a_picture_telegram_refuses_still_leaves_the_user_the_midi(telegram):
+    fake, _ = telegram
+    fake.failing["sendPhoto"] = (400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+    fake.send_text("/melody C4 D4 E4 seed=2 bars=2")
+    (midi,) = await fake.wait_for("sendDocument")
+    assert midi.files  # the melody itself arrived
+    texts = [c.fields["text"] for c in fake.sent("sendMessage")]
+    assert any("would not take the score picture" in text for text in texts)

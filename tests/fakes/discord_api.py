@@ -69,6 +69,7 @@ class FakeDiscord:
         # Discord's answer to IDENTIFY when set: close the gateway with this code, e.g. 4014
         # (disallowed intents: the Message Content intent is off) or 4004 (token rejected).
         self.close_on_identify: int | None = None
+        self.max_upload_bytes: int | None = None  # larger messages get 413, as Discord answers
 
     @property
     def api_base(self) -> str:
@@ -258,6 +259,13 @@ class FakeDiscord:
     async def _rest(self, request: web.Request) -> web.Response:
         route = f"{request.method} /{request.match_info['tail']}"
         payload, files = await _read_body(request)
+        if (
+            self.max_upload_bytes is not None
+            and sum(map(len, files.values())) > self.max_upload_bytes
+        ):
+            return web.json_response(
+                {"message": "Request entity too large", "code": 40005}, status=413
+            )
         if route == "GET /users/@me":
             return _json(BOT_USER)
         if route == "GET /oauth2/applications/@me":
