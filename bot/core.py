@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.commands import SPECS, CommandError, parse_command
 from bot.config import Settings
@@ -200,6 +200,13 @@ class BotCore:
                 private=True,
             )
 
+    async def undelivered(self, reply: Reply, why: str) -> None:
+        """The platform would not take a reply: a melody composed for it gives its slot back."""
+        if not reply.composed or reply.melody_id is None:
+            return
+        if await self.repo.release_undelivered(reply.melody_id, f"not delivered: {why}"):
+            log.warning("melody #%d not delivered (%s); its slot is free", reply.melody_id, why)
+
     async def _moderates(self, message: Incoming, is_moderator: ModeratorCheck) -> bool:
         return message.user_id in self.settings.moderator_ids or await is_moderator()
 
@@ -255,8 +262,7 @@ class BotCore:
             )
         except Refusal as refusal:
             return self._refusal_reply(refusal)
-        if on_work_started is not None:
-            await on_work_started()
+        await _work_started(on_work_started)
         title = f"#{generation_id} · {_short(request)}"
         try:
             rendered = await self.pool.run(self._compose_and_render, request, title)
@@ -278,7 +284,7 @@ class BotCore:
             tokens=" ".join(melody.tokens),
             pickup=melody.pickup,
         )
-        return self._melody_reply(generation_id, rendered)
+        return replace(self._melody_reply(generation_id, rendered), composed=True)
 
     def _compose_and_render(self, request: MelodyRequest, title: str) -> _Rendered:
         """Runs on a worker thread: the model, then MIDI, score and audio."""
@@ -400,8 +406,7 @@ class BotCore:
             return self._stored_midi_reply(generation)
         if self.pool.pending >= self.pool.workers + self.pool.queue_size:
             return self._busy_reply(self.pool.wait_estimate_s())
-        if on_work_started is not None:
-            await on_work_started()
+        await _work_started(on_work_started)
         title = f"#{generation.id} · {_short(melody.request)}"
         try:
             rendered = await self.pool.run(self._render, melody, title)
@@ -591,6 +596,17 @@ def _count(argument: str, *, default: int, high: int, example: str) -> int:
     if not text.isdecimal() or not 1 <= int(text) <= high:
         raise CommandError(f"Give a number from 1 to {high}.", example)
     return int(text)
+
+
+async def _work_started(callback: WorkStarted | None) -> None:
+    """Tell the platform work has begun (typing, a deferred interaction): a courtesy, so its
+    failure (a 403 on Discord's typing) is logged and the melody made all the same."""
+    if callback is None:
+        return
+    try:
+        await callback()
+    except Exception as error:
+        log.warning("could not show that work began: %s", error)
 
 
 def _stored_melody(generation: Generation) -> Melody | None:

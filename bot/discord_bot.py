@@ -180,6 +180,7 @@ class MelodyBot(commands.Bot):
             )
         except discord.HTTPException as error:
             log.error("could not answer message %s: %s", message.id, error)
+            await self.app.core.undelivered(reply, f"Discord answered {error.status}")
 
     async def answer_interaction(self, interaction: discord.Interaction, text: str) -> None:
         """Run a command for a slash command or button: defer once work starts, reply after."""
@@ -203,17 +204,22 @@ class MelodyBot(commands.Bot):
         if reply is None:
             reply = Reply("…")
         view = buttons_for(reply) or discord.utils.MISSING
-        if interaction.response.is_done():
-            await send_melody_first(
-                lambda text, files: interaction.followup.send(text, files=files, view=view), reply
-            )
-        else:
-            await interaction.response.send_message(
-                reply.text[:MAX_TEXT],
-                files=files_of(reply),
-                view=view,
-                ephemeral=reply.private,
-            )
+        try:
+            if interaction.response.is_done():
+                await send_melody_first(
+                    lambda text, files: interaction.followup.send(text, files=files, view=view),
+                    reply,
+                )
+            else:
+                await interaction.response.send_message(
+                    reply.text[:MAX_TEXT],
+                    files=files_of(reply),
+                    view=view,
+                    ephemeral=reply.private,
+                )
+        except discord.HTTPException as error:  # e.g. 404: the interaction expired
+            log.error("could not answer interaction %s: %s", interaction.id, error)
+            await self.app.core.undelivered(reply, f"Discord answered {error.status}")
 
 
 @app_commands.command(name="melody", description="Compose a folk melody that continues your notes")

@@ -111,7 +111,11 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         bot_username=context.bot.username,
     )
     if reply is not None:
-        await send_reply(message, reply)
+        try:
+            await send_reply(message, reply)
+        except TelegramError as error:  # e.g. the user blocked the bot: they got nothing
+            await app.core.undelivered(reply, f"Telegram: {error}")
+            raise
 
 
 async def send_reply(message: Message, reply: Reply) -> None:

@@ -541,6 +541,16 @@ class Repository:
         )
         return failed > 0
 
+    async def release_undelivered(
+        self, generation_id: int, error: str, *, now: float | None = None
+    ) -> bool:
+        """A finished melody the platform would not deliver: mark it failed and give its quota
+        slot back (the user never got it)."""
+        released = await self._fail(
+            "id = ? AND status = 'done'", (generation_id,), error, self._now(now)
+        )
+        return released > 0
+
     async def fail_stale_pending(
         self, older_than_s: float = 3600.0, *, now: float | None = None
     ) -> int:

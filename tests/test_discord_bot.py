@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import sqlite3
 
 import discord
 import pytest
@@ -178,3 +179,30 @@ async def test_files_too_large_for_the_server_still_leave_the_user_the_midi(disc
     (posted,) = await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages")
     assert list(_files_by_suffix(posted)) == ["mid"]
     assert "would not take the score picture and audio" in posted.payload["content"]
+
+
+async def test_a_typing_indicator_refused_does_not_stop_the_melody(discord_bot, caplog):
+    fake, app = discord_bot
+    fake.refuse["/typing"] = 403
+    with caplog.at_level("ERROR", logger="melodybot"):
+        await fake.send_message("!melody C4 D4 E4 seed=5 bars=2")
+        (posted,) = await fake.wait_for(
+            lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages"
+        )
+    assert "mid" in _files_by_suffix(posted)
+    assert (await app.repo.get_generation(1)).status == "done"
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]  # no incident
+
+
+async def test_a_melody_discord_will_not_deliver_gives_its_quota_slot_back(discord_bot):
+    fake, app = discord_bot
+    fake.refuse[f"/channels/{CHANNEL_ID}/messages"] = 403
+    await fake.send_message("!melody C4 D4 E4 seed=6 bars=2")
+    for _ in range(400):
+        generation = await app.repo.get_generation(1)
+        if generation is not None and generation.status == "failed":
+            break
+        await asyncio.sleep(0.05)
+    assert generation.status == "failed" and "not delivered" in generation.error
+    with sqlite3.connect(app.settings.database) as db:  # the slot is free again
+        assert db.execute("SELECT counts FROM usage WHERE generation_id = 1").fetchone() == (0,)

@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import sqlite3
 
 import pytest
 from music21 import converter
@@ -126,3 +127,17 @@ async def test_a_picture_telegram_refuses_still_leaves_the_user_the_midi(telegra
     assert midi.files  # the melody itself arrived
     texts = [c.fields["text"] for c in fake.sent("sendMessage")]
     assert any("would not take the score picture" in text for text in texts)
+
+
+async def test_a_melody_telegram_will_not_deliver_gives_its_quota_slot_back(telegram):
+    fake, app = telegram
+    fake.failing["sendDocument"] = (403, "Forbidden: bot was blocked by the user")
+    fake.send_text("/melody C4 D4 E4 seed=7 bars=2")
+    for _ in range(400):
+        generation = await app.repo.get_generation(1)
+        if generation is not None and generation.status == "failed":
+            break
+        await asyncio.sleep(0.05)
+    assert generation.status == "failed" and "not delivered" in generation.error
+    with sqlite3.connect(app.settings.database) as db:
+        assert db.execute("SELECT counts FROM usage WHERE generation_id = 1").fetchone() == (0,)

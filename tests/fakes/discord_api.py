@@ -70,6 +70,7 @@ class FakeDiscord:
         # (disallowed intents: the Message Content intent is off) or 4004 (token rejected).
         self.close_on_identify: int | None = None
         self.max_upload_bytes: int | None = None  # larger messages get 413, as Discord answers
+        self.refuse: dict[str, int] = {}  # route ending → HTTP status, e.g. {"/typing": 403}
 
     @property
     def api_base(self) -> str:
@@ -259,6 +260,10 @@ class FakeDiscord:
     async def _rest(self, request: web.Request) -> web.Response:
         route = f"{request.method} /{request.match_info['tail']}"
         payload, files = await _read_body(request)
+        for ending, status in self.refuse.items():
+            if route.endswith(ending):
+                body = {"message": "Missing Permissions", "code": 50013}
+                return web.json_response(body, status=status)
         if (
             self.max_upload_bytes is not None
             and sum(map(len, files.values())) > self.max_upload_bytes
