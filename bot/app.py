@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from bot.config import Settings
 from bot.core import BotCore
 from bot.housekeeping import Housekeeping
+from bot.scratch import Scratch
 from bot.workers import WorkerPool
 from generator.engine import MelodyEngine
 from generator.render import audio_available, available_png_renderers
@@ -25,6 +26,7 @@ class App:
     repo: Repository
     pool: WorkerPool
     core: BotCore
+    scratch: Scratch
 
     async def stop_work(self) -> None:
         """Take no new commands, cancel melodies still waiting for a worker (each user is told
@@ -39,6 +41,7 @@ class App:
         if not self.core.stopping:
             await self.stop_work()
         await self.repo.close()
+        self.scratch.close()
 
 
 async def open_app(settings: Settings) -> App:
@@ -65,5 +68,8 @@ async def open_app(settings: Settings) -> App:
         ", ".join(renderers) or "none",
         settings.database,
     )
-    core = BotCore(engine, repo, settings, pool, audio_enabled=audio_ready)
-    return App(settings, engine, repo, pool, core)
+    scratch = Scratch(settings.data_dir / "tmp")
+    core = BotCore(
+        engine, repo, settings, pool, audio_enabled=audio_ready, scratch_dir=scratch.path
+    )
+    return App(settings, engine, repo, pool, core, scratch)

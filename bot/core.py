@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from bot.commands import SPECS, CommandError, parse_command
 from bot.config import Settings
@@ -129,6 +130,7 @@ class BotCore:
         pool: WorkerPool,
         *,
         audio_enabled: bool = True,
+        scratch_dir: Path | None = None,
     ):
         self.engine = engine
         self.repo = repository
@@ -140,6 +142,7 @@ class BotCore:
             renderer=settings.renderer,
             timeout_s=settings.render_timeout_s,
             gm_program=settings.audio_program,
+            scratch_dir=scratch_dir,
         )
         self.audio_enabled = audio_enabled and settings.audio
         self.prefixes = tuple(dict.fromkeys((settings.prefix, "/")))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,65 @@ def test_a_data_folder_that_cannot_be_made_is_a_clear_error(tmp_path, tiny_model
     result = _chat(blocker / "data", "!history\n", tiny_model_dir)
     assert result.returncode == 1
     assert "cannot open the database" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_kill_9_mid_render_leaves_no_renderer_running_and_no_scratch_behind(
+    tmp_path, tiny_model_dir
+):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    pid_file = tmp_path / "renderer.pid"
+    renderer = fake_bin / "mscore3"  # a MuseScore that hangs, first on PATH: the fault
+    renderer.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 300\n")
+    renderer.chmod(0o755)
+    data = tmp_path / "data"
+    env = os.environ | {
+        "MELODYBOT_AUDIO": "false",
+        "MELODYBOT_MODEL_DIR": str(tiny_model_dir),
+        "PATH": f"{fake_bin}:{os.environ['PATH']}",
+    }
+    bot = subprocess.Popen(
+        [str(MELODYBOT), "chat", "--data-dir", str(data)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        bot.stdin.write(b"!melody C4 D4 E4 bars=2\n")
+        bot.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        renderer_pid = int(pid_file.read_text())
+        assert [p for p in (data / "tmp").rglob("melodybot-mscore-*")]  # mid-render
+        bot.kill()  # SIGKILL: no clean-up code of ours runs
+        bot.wait(10)
+    finally:
+        if bot.poll() is None:
+            bot.kill()
+    deadline = time.monotonic() + 5
+    while _alive(renderer_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(renderer_pid)  # it died with the bot
+    assert _chat(data, "!history\n", tiny_model_dir).returncode == 0  # the next start sweeps
+    assert list((data / "tmp").iterdir()) == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_two_bots_sharing_a_data_folder_never_sweep_each_others_scratch(tmp_path):
+    from bot.scratch import Scratch
+
+    first = Scratch(tmp_path / "tmp")
+    (first.path / "score.musicxml").write_text("in use")
+    second = Scratch(tmp_path / "tmp")  # starts while the first is alive: sweeps nothing of it
+    assert (first.path / "score.musicxml").exists()
+    second.close()
+    first.close()
+    assert list((tmp_path / "tmp").iterdir()) == []

@@ -74,7 +74,9 @@ def render_audio(midi: bytes, settings: RenderSettings | None = None) -> bytes:
         raise RenderError(f"no audio preview: {reason}.")
     soundfont = settings.soundfont_path()
     length = midi_duration_s(midi) + RELEASE_S
-    with tempfile.TemporaryDirectory(prefix="melodybot-audio-") as scratch:
+    with tempfile.TemporaryDirectory(
+        prefix="melodybot-audio-", dir=settings.scratch_dir
+    ) as scratch:
         folder = Path(scratch)
         (folder / "melody.mid").write_bytes(with_program(midi, settings.gm_program))
         tools.run(

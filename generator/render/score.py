@@ -104,7 +104,9 @@ def render_png(musicxml: bytes, settings: RenderSettings | None = None) -> bytes
 
 def _musescore_png(musicxml: bytes, settings: RenderSettings) -> bytes:
     executable = tools.find(*MUSESCORE_NAMES)
-    with tempfile.TemporaryDirectory(prefix="melodybot-mscore-") as scratch:
+    with tempfile.TemporaryDirectory(
+        prefix="melodybot-mscore-", dir=settings.scratch_dir
+    ) as scratch:
         folder = Path(scratch)
         (folder / "score.musicxml").write_bytes(musicxml)
         tools.run(

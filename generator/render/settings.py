@@ -20,6 +20,7 @@ class RenderSettings:
     width_px: int = 1400  # sharp on a phone, well under the platforms' upload limits
     gm_program: int = 0  # General MIDI instrument: 0 acoustic grand piano, 73 flute
     soundfont: Path | None = None  # None: the first of SOUNDFONT_CANDIDATES that exists
+    scratch_dir: Path | None = None  # where temporary files go (None: the system's temp folder)
 
     def soundfont_path(self) -> Path | None:
         if self.soundfont is not None:

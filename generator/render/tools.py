@@ -1,7 +1,8 @@
 """Running external programs safely: own temp folder, a timeout, and readable failures.
 
 Each tool runs in a process group of its own, so a timeout stops everything it started (MuseScore
-and FluidSynth start helpers of their own), not only the process we waited for. What a tool
+and FluidSynth start helpers of their own), not only the process we waited for; and on Linux it
+is told to die with the bot, so a bot killed with SIGKILL leaves no renderer running. What a tool
 printed (paths, library chatter) goes to the log for the operator; the RenderError a chat user
 may see says only which tool failed.
 """
@@ -9,6 +10,7 @@ may see says only which tool failed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -19,6 +21,19 @@ from pathlib import Path
 from generator.render.errors import RenderError
 
 log = logging.getLogger("melodybot.render")
+PR_SET_PDEATHSIG = 1
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+    _LIBC.prctl  # noqa: B018  (Linux only: elsewhere tools simply outlive a killed bot)
+except (OSError, AttributeError):
+    _LIBC = None
+
+
+def _die_with_the_bot() -> None:
+    """Runs in the child between fork and exec: SIGKILL it when the thread that started it (and
+    so the bot) dies. One system call, nothing that could take a lock."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def find(*names: str) -> str | None:
@@ -36,6 +51,7 @@ def run(command: list[str], *, timeout_s: float, what: str, cwd: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group, killed as one on timeout
+            preexec_fn=_die_with_the_bot,
         )
     except OSError as error:
         raise RenderError(f"{what} could not start: {error.strerror}.") from None
