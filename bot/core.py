@@ -39,6 +39,7 @@ from storage import (
     QuotaExceeded,
     Refusal,
     Repository,
+    StorageFull,
     User,
 )
 
@@ -111,6 +112,12 @@ class RateLimit:
         return True
 
 
+DISK_FULL = Reply(
+    "I can't save melodies right now (the server has run out of disk space). "
+    "Please try again later.",
+    private=True,
+    refusal=True,
+)
 RESTARTING = Reply(
     "I'm restarting for a moment and can't take this now. Please ask again in a minute.",
     private=True,
@@ -192,6 +199,9 @@ class BotCore:
             return Reply(f"{error.problem} Try: {example}", private=True, refusal=True)
         except CommandError as error:
             return Reply(str(error), private=True, refusal=True)
+        except StorageFull as full:
+            log.error("cannot save: %s", full)
+            return DISK_FULL
         except Exception:
             incident = uuid.uuid4().hex[:8]
             log.exception(

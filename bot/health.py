@@ -54,20 +54,38 @@ class Heartbeat:
             log.info("health endpoint on port %d", self.port)
 
     async def _beat(self) -> None:
+        """Beat until stopped. A beat that cannot be written (a full disk) is logged once, its
+        half-written file removed, and the beats resume by themselves when writing works again:
+        the heartbeat goes stale meanwhile, which is the truth."""
         assert self.path is not None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        failing = False
         while True:
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.status()))
-            tmp.replace(self.path)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(json.dumps(self.status()))
+                tmp.replace(self.path)
+                if failing:
+                    log.info("heartbeat written again")
+                failing = False
+            except OSError as error:
+                if not failing:
+                    log.error("cannot write the heartbeat %s: %s", self.path, error.strerror)
+                failing = True
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
             await asyncio.sleep(BEAT_EVERY_S)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
-            with contextlib.suppress(FileNotFoundError):
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # never let the heartbeat's trouble stop the database closing
+                log.exception("the heartbeat had stopped with an error")
+            with contextlib.suppress(OSError):
                 self.path.unlink()  # a stopped bot is not alive
         if self._runner is not None:
             await self._runner.cleanup()

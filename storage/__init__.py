@@ -4,6 +4,7 @@ Every front-end process (Discord, Telegram, console) opens the same file through
 :class:`Repository`; SQLite's locking, not the processes, keeps their writes apart.
 """
 
+from storage.db import StorageFull
 from storage.models import (
     GLOBAL,
     LIMIT_NAMES,
@@ -35,5 +36,6 @@ __all__ = [
     "Refusal",
     "Repository",
     "Stats",
+    "StorageFull",
     "User",
 ]

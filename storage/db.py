@@ -10,6 +10,7 @@ applied in order, one transaction each; ``PRAGMA user_version`` records how far 
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import os
@@ -41,6 +42,18 @@ class StorageError(Exception):
 
 class DatabaseDamaged(StorageError):
     """The file is not a sound SQLite database; the message says how to restore a backup."""
+
+
+class StorageFull(StorageError):
+    """The disk holding the database is full: nothing can be saved until space returns."""
+
+
+def is_full(error: BaseException) -> bool:
+    """SQLITE_FULL, or the operating system's 'no space left on device'."""
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", None)
+        return (code is not None and code & 0xFF == sqlite3.SQLITE_FULL) or "full" in str(error)
+    return isinstance(error, OSError) and error.errno == errno.ENOSPC
 
 
 class SchemaTooNew(StorageError):

@@ -181,8 +181,10 @@ class Repository:
                 await db.begin_immediate(connection)
                 yield connection
                 await connection.execute("COMMIT")
-            except BaseException:
+            except BaseException as error:
                 await self._rollback()
+                if db.is_full(error):
+                    raise db.StorageFull(f"the disk holding {self.path} is full") from error
                 raise
 
     async def _rollback(self) -> None:

@@ -6,10 +6,12 @@ import os
 import re
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT
@@ -202,3 +204,88 @@ async def test_sigterm_under_load_stops_in_seconds_and_loses_no_melody(tmp_path,
     assert len(told) == statuses["failed"]
     delivered = len(fake.sent("sendDocument"))
     assert delivered == statuses["done"]  # every melody composed reached its user
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 6 MB tmpfs for the data folder, to fill up; where mounting is not allowed, skipped."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small disk here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with filler.open("wb") as file:
+        try:
+            while True:
+                file.write(b"\0" * 65536)
+                file.flush()
+        except OSError:
+            pass
+    return filler
+
+
+async def test_a_full_disk_is_said_clearly_and_the_bot_recovers_when_space_returns(
+    tmp_path, tiny_model_dir, small_disk
+):
+    fake = FakeTelegram()
+    await fake.start()
+    heartbeat = small_disk / "heartbeat.json"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "TELEGRAM_TOKEN": "123456:TEST-TOKEN",
+        "TELEGRAM_BASE_URL": fake.base_url,
+        "MELODYBOT_DATA_DIR": str(small_disk / "data"),
+        "MELODYBOT_MODEL_DIR": str(tiny_model_dir),
+        "MELODYBOT_HEARTBEAT_FILE": str(heartbeat),
+        "MELODYBOT_AUDIO": "false",
+        "MELODYBOT_COOLDOWN_S": "0",
+    }
+    log_file = (tmp_path / "bot.log").open("wb")
+    bot = await asyncio.create_subprocess_exec(
+        str(MELODYBOT), "telegram", env=env, cwd=tmp_path, stdout=log_file, stderr=log_file
+    )
+    try:
+        for _ in range(600):
+            if heartbeat.exists():
+                break
+            await asyncio.sleep(0.1)
+        fake.send_text("/melody C4 D4 E4 seed=1 bars=2", chat_id=1, chat_type="private")
+        await fake.wait_for("sendDocument", timeout=60)
+        filler = _fill(small_disk)
+        fake.send_text("/melody C4 D4 E4 seed=2 bars=2", chat_id=1, chat_type="private")
+        said = await fake.wait_for("sendMessage", count=2, timeout=60)
+        assert "can't save melodies right now" in said[-1].fields["text"]
+        await asyncio.sleep(11)  # a heartbeat came and could not be written
+        assert not heartbeat.with_suffix(".tmp").exists()  # no half-written beat left behind
+        before = heartbeat.stat().st_mtime
+        filler.unlink()  # space returns
+        for _ in range(150):
+            if heartbeat.stat().st_mtime > before:
+                break
+            await asyncio.sleep(0.1)
+        assert heartbeat.stat().st_mtime > before  # the heartbeat came back by itself
+        fake.send_text("/melody C4 D4 E4 seed=3 bars=2", chat_id=1, chat_type="private")
+        await fake.wait_for("sendDocument", count=2, timeout=60)  # and so did melodies
+        bot.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(bot.wait(), 30)
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+        await fake.stop()
+        log_file.close()
+    log = (tmp_path / "bot.log").read_text()
+    assert code == 0, log
+    assert "cannot write the heartbeat" in log and "cannot save" in log
+    assert "Traceback" not in log
