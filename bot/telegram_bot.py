@@ -9,6 +9,7 @@ flood limits are PTB's ``AIORateLimiter``'s job.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 
 from telegram import BotCommand, Message, Update
@@ -24,6 +25,9 @@ from bot.replies import Reply
 log = logging.getLogger("melodybot.telegram")
 PLATFORM = "telegram"
 MAX_TEXT = 4096
+PHOTO_MAX_BYTES = 10 * 2**20
+PHOTO_MAX_SIDES_PX = 10_000
+PHOTO_MAX_RATIO = 20
 ADMIN_STATUSES = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 
 
@@ -129,11 +133,12 @@ async def send_reply(message: Message, reply: Reply) -> None:
         await message.reply_text(chunk, do_quote=False)
     png = reply.attachment("png")
     if png is not None:
-        await _optional(
-            "score picture",
-            message,
-            message.reply_photo(png.data, filename=png.filename, do_quote=False),
+        sending = (
+            message.reply_photo(png.data, filename=png.filename, do_quote=False)
+            if fits_as_photo(png.data)
+            else message.reply_document(png.data, filename=png.filename, do_quote=False)
         )
+        await _optional("score picture", message, sending)
     midi = reply.attachment("midi")
     if midi is not None:
         await message.reply_document(midi.data, filename=midi.filename, do_quote=False)
@@ -147,6 +152,20 @@ async def send_reply(message: Message, reply: Reply) -> None:
             do_quote=False,
         )
         await _optional("audio preview", message, sending)
+
+
+def fits_as_photo(png: bytes) -> bool:
+    """Whether Telegram takes the picture as a photo: at most 10 MB, width and height adding up to
+    at most 10,000 px, neither side over 20 times the other. Otherwise it goes as a file."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        width, height = image.size
+    return (
+        len(png) <= PHOTO_MAX_BYTES
+        and width + height <= PHOTO_MAX_SIDES_PX
+        and max(width, height) <= PHOTO_MAX_RATIO * min(width, height)
+    )
 
 
 async def _optional(what: str, message: Message, sending) -> None:

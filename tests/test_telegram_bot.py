@@ -141,3 +141,20 @@ async def test_a_melody_telegram_will_not_deliver_gives_its_quota_slot_back(tele
     assert generation.status == "failed" and "not delivered" in generation.error
     with sqlite3.connect(app.settings.database) as db:
         assert db.execute("SELECT counts FROM usage WHERE generation_id = 1").fetchone() == (0,)
+
+
+def test_a_score_too_tall_for_a_telegram_photo_goes_as_a_file():
+    import io
+
+    from PIL import Image
+
+    from bot.telegram_bot import fits_as_photo
+
+    def png(width: int, height: int) -> bytes:
+        out = io.BytesIO()
+        Image.new("L", (width, height), 255).save(out, format="PNG")
+        return out.getvalue()
+
+    assert fits_as_photo(png(1400, 3000))
+    assert not fits_as_photo(png(1400, 9000))  # sides add up to more than 10,000 px
+    assert not fits_as_photo(png(300, 7000))  # more than 20 times taller than wide
