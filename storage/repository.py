@@ -412,13 +412,7 @@ class Repository:
         )
         now = self._now(now)
         async with self._write() as connection:
-            ban = await self._active_ban(connection, user_id, scope, now)
-            if ban is not None:
-                raise Banned(ban)
-            limits = await self._limits(connection, scope)
-            if not limits.enabled:
-                raise ChatDisabled(*scope)
-            await self._check_rate(connection, user_id, scope, limits, now)
+            await self._admit(connection, user_id, scope, now, quota=True)
             row = await self._fetchone(
                 connection,
                 """INSERT INTO generations (user_id, platform, chat_id, request_text, request_json,
@@ -442,6 +436,25 @@ class Repository:
                 (user_id, *scope, now, generation_id),
             )
         return generation_id
+
+    async def _admit(
+        self,
+        connection: aiosqlite.Connection,
+        user_id: int,
+        scope: tuple[str, str],
+        now: float,
+        *,
+        quota: bool,
+    ) -> None:
+        """Inside the caller's write transaction: a ban, a switched-off chat, the quota (if it
+        applies) and the cooldown, each raised as its Refusal."""
+        ban = await self._active_ban(connection, user_id, scope, now)
+        if ban is not None:
+            raise Banned(ban)
+        limits = await self._limits(connection, scope)
+        if not limits.enabled:
+            raise ChatDisabled(*scope)
+        await self._check_rate(connection, user_id, scope, limits, now, quota=quota)
 
     async def _check_rate(
         self,
@@ -521,13 +534,7 @@ class Repository:
         scope = _scope(platform, chat_id)
         now = self._now(now)
         async with self._write() as connection:
-            ban = await self._active_ban(connection, user_id, scope, now)
-            if ban is not None:
-                raise Banned(ban)
-            limits = await self._limits(connection, scope)
-            if not limits.enabled:
-                raise ChatDisabled(*scope)
-            await self._check_rate(connection, user_id, scope, limits, now, quota=False)
+            await self._admit(connection, user_id, scope, now, quota=False)
             await connection.execute(
                 """INSERT INTO usage (user_id, platform, chat_id, created_at, kind)
                    VALUES (?, ?, ?, ?, 'resend')""",

@@ -77,45 +77,58 @@ async def _run(*args: str, env: dict, cwd: Path) -> tuple[int, str]:
     return process.returncode, out.decode()
 
 
-async def test_entry_command_serves_reports_health_and_stops_cleanly(tmp_path, tiny_model_dir):
-    fake = FakeTelegram()
-    await fake.start()
-    heartbeat = tmp_path / "heartbeat.json"
-    env = {
+def _bot_env(tmp_path: Path, fake: FakeTelegram, **settings: str) -> dict[str, str]:
+    """The environment of a `melodybot telegram` process talking to ``fake``: audio off and no
+    cooldown unless ``settings`` (MELODYBOT_* names, or TELEGRAM_TOKEN) say otherwise."""
+    return {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         "TELEGRAM_TOKEN": "123456:TEST-TOKEN",
         "TELEGRAM_BASE_URL": fake.base_url,
         "MELODYBOT_DATA_DIR": str(tmp_path / "data"),
-        "MELODYBOT_MODEL_DIR": str(tiny_model_dir),
-        "MELODYBOT_HEARTBEAT_FILE": str(heartbeat),
+        "MELODYBOT_HEARTBEAT_FILE": str(tmp_path / "heartbeat.json"),
         "MELODYBOT_AUDIO": "false",
         "MELODYBOT_COOLDOWN_S": "0",
-    }
-    bot = await asyncio.create_subprocess_exec(
-        str(MELODYBOT),
-        "telegram",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    } | settings
+
+
+async def _start_bot(env: dict[str, str], tmp_path: Path) -> asyncio.subprocess.Process:
+    """Start the bot, its output in tmp_path/bot.log (a file: a pipe nobody reads would fill up
+    and stall it), and wait for its first heartbeat."""
+    with (tmp_path / "bot.log").open("wb") as log_file:
+        bot = await asyncio.create_subprocess_exec(
+            str(MELODYBOT), "telegram", env=env, cwd=tmp_path, stdout=log_file, stderr=log_file
+        )
+    heartbeat = Path(env["MELODYBOT_HEARTBEAT_FILE"])
+    for _ in range(600):
+        if heartbeat.exists() or bot.returncode is not None:
+            break
+        await asyncio.sleep(0.1)
+    return bot
+
+
+def _bot_log(tmp_path: Path) -> str:
+    return (tmp_path / "bot.log").read_text()
+
+
+async def test_entry_command_serves_reports_health_and_stops_cleanly(tmp_path, tiny_model_dir):
+    fake = FakeTelegram()
+    await fake.start()
+    heartbeat = tmp_path / "heartbeat.json"
+    env = _bot_env(tmp_path, fake, MELODYBOT_MODEL_DIR=str(tiny_model_dir))
+    bot = await _start_bot(env, tmp_path)
     try:
-        for _ in range(600):
-            if heartbeat.exists():
-                break
-            await asyncio.sleep(0.1)
         code, out = await _run("health", env=env, cwd=tmp_path)
         assert code == 0 and "alive: telegram" in out
         fake.send_text("/melody C4 D4 E4 seed=1 bars=2")
         await fake.wait_for("sendDocument", timeout=60)
         bot.send_signal(signal.SIGTERM)
-        log = (await asyncio.wait_for(bot.stdout.read(), 60)).decode()
-        assert await asyncio.wait_for(bot.wait(), 60) == 0, log
+        assert await asyncio.wait_for(bot.wait(), 60) == 0, _bot_log(tmp_path)
     finally:
         if bot.returncode is None:
             bot.kill()
         await fake.stop()
+    log = _bot_log(tmp_path)
     assert "123456:TEST-TOKEN" not in log and "TEST-TOKEN" not in log  # never in logs
     assert not heartbeat.exists()  # a stopped bot is not reported alive
     code, out = await _run("health", env=env, cwd=tmp_path)
@@ -133,15 +146,7 @@ async def test_a_rejected_telegram_token_is_a_clear_error_that_never_shows_it(tm
     fake = FakeTelegram()
     await fake.start()
     fake.rejected_tokens.add("123456:REVOKED-TOKEN")
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "TELEGRAM_TOKEN": "123456:REVOKED-TOKEN",
-        "TELEGRAM_BASE_URL": fake.base_url,
-        "MELODYBOT_DATA_DIR": str(tmp_path / "data"),
-        "MELODYBOT_HEARTBEAT_FILE": str(tmp_path / "heartbeat.json"),
-        "MELODYBOT_AUDIO": "false",
-    }
+    env = _bot_env(tmp_path, fake, TELEGRAM_TOKEN="123456:REVOKED-TOKEN")
     try:
         code, out = await asyncio.wait_for(_run("telegram", env=env, cwd=tmp_path), 120)
     finally:
@@ -158,27 +163,16 @@ async def test_sigterm_under_load_stops_in_seconds_and_loses_no_melody(tmp_path,
     and the process is gone in seconds, not after the whole queue."""
     fake = FakeTelegram()
     await fake.start()
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "TELEGRAM_TOKEN": "123456:TEST-TOKEN",
-        "TELEGRAM_BASE_URL": fake.base_url,
-        "MELODYBOT_DATA_DIR": str(tmp_path / "data"),
-        "MELODYBOT_MODEL_DIR": str(tiny_model_dir),
-        "MELODYBOT_HEARTBEAT_FILE": str(tmp_path / "heartbeat.json"),
-        "MELODYBOT_COOLDOWN_S": "0",
-        "MELODYBOT_QUEUE_SIZE": "40",
-    }
-    log_file = (tmp_path / "bot.log").open("wb")  # a file, not a pipe nobody reads yet
-    bot = await asyncio.create_subprocess_exec(
-        str(MELODYBOT), "telegram", env=env, cwd=tmp_path, stdout=log_file, stderr=log_file
+    env = _bot_env(
+        tmp_path,
+        fake,
+        MELODYBOT_MODEL_DIR=str(tiny_model_dir),
+        MELODYBOT_AUDIO="true",
+        MELODYBOT_QUEUE_SIZE="40",
     )
+    bot = await _start_bot(env, tmp_path)
     users = range(100, 124)
     try:
-        for _ in range(600):
-            if (tmp_path / "heartbeat.json").exists():
-                break
-            await asyncio.sleep(0.1)
         for user in users:  # each in a chat of their own (a group allows 20 messages a minute)
             text = f"/melody C4 D4 E4 bars=16 seed={user}"
             fake.send_text(text, chat_id=user, user_id=user, chat_type="private")
@@ -191,9 +185,7 @@ async def test_sigterm_under_load_stops_in_seconds_and_loses_no_melody(tmp_path,
         if bot.returncode is None:
             bot.kill()
         await fake.stop()
-        log_file.close()
-    log = (tmp_path / "bot.log").read_text()
-    assert code == 0, log
+    assert code == 0, _bot_log(tmp_path)
     assert took < 15, f"took {took:.1f} s to stop"
     with sqlite3.connect(tmp_path / "data" / "melodybot.sqlite3") as db:
         statuses = dict(db.execute("SELECT status, count(*) FROM generations GROUP BY status"))
@@ -241,26 +233,15 @@ async def test_a_full_disk_is_said_clearly_and_the_bot_recovers_when_space_retur
     fake = FakeTelegram()
     await fake.start()
     heartbeat = small_disk / "heartbeat.json"
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "TELEGRAM_TOKEN": "123456:TEST-TOKEN",
-        "TELEGRAM_BASE_URL": fake.base_url,
-        "MELODYBOT_DATA_DIR": str(small_disk / "data"),
-        "MELODYBOT_MODEL_DIR": str(tiny_model_dir),
-        "MELODYBOT_HEARTBEAT_FILE": str(heartbeat),
-        "MELODYBOT_AUDIO": "false",
-        "MELODYBOT_COOLDOWN_S": "0",
-    }
-    log_file = (tmp_path / "bot.log").open("wb")
-    bot = await asyncio.create_subprocess_exec(
-        str(MELODYBOT), "telegram", env=env, cwd=tmp_path, stdout=log_file, stderr=log_file
+    env = _bot_env(
+        tmp_path,
+        fake,
+        MELODYBOT_DATA_DIR=str(small_disk / "data"),
+        MELODYBOT_MODEL_DIR=str(tiny_model_dir),
+        MELODYBOT_HEARTBEAT_FILE=str(heartbeat),
     )
+    bot = await _start_bot(env, tmp_path)
     try:
-        for _ in range(600):
-            if heartbeat.exists():
-                break
-            await asyncio.sleep(0.1)
         fake.send_text("/melody C4 D4 E4 seed=1 bars=2", chat_id=1, chat_type="private")
         await fake.wait_for("sendDocument", timeout=60)
         filler = _fill(small_disk)
@@ -284,8 +265,7 @@ async def test_a_full_disk_is_said_clearly_and_the_bot_recovers_when_space_retur
         if bot.returncode is None:
             bot.kill()
         await fake.stop()
-        log_file.close()
-    log = (tmp_path / "bot.log").read_text()
+    log = _bot_log(tmp_path)
     assert code == 0, log
     assert "cannot write the heartbeat" in log and "cannot save" in log
     assert "Traceback" not in log
