@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from bench.common import report
+from bench.common import report, split_as_trained
 
 DATA = "../shared/data/esac/deutschl"
 
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--melodies", type=int, default=400)
     args = parser.parse_args()
 
-    from generator.corpus import preprocess, quiet_music21
+    from generator.corpus import quiet_music21
     from generator.engine import ENDED_BY_MODEL, MelodyEngine
     from generator.paths import default_model_dir
     from generator.report.build import choose_seed_songs, seed_request
@@ -36,8 +36,7 @@ def main() -> None:
 
     quiet_music21()
     engine = MelodyEngine.load(args.model or default_model_dir())
-    percent = engine.meta["hyperparameters"]["validation_percent"]
-    training, _ = preprocess(args.data, progress=False).split(percent)
+    training, _ = split_as_trained(engine, args.data)
     songs = choose_seed_songs(training, args.melodies, 21)
     real = song_figures(songs)
     rows = [("tonic bias (nats)", "ends on the tonic", "cadence chosen by the model")]

@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 
-from bench.common import report
+from bench.common import report, split_as_trained
 
 DATA = "../shared/data/esac/deutschl"
 
@@ -29,15 +29,14 @@ def main() -> None:
     parser.add_argument("--songs", type=int, default=600)
     args = parser.parse_args()
 
-    from generator.corpus import preprocess, quiet_music21
+    from generator.corpus import quiet_music21
     from generator.engine import MelodyEngine
     from generator.paths import default_model_dir
     from generator.report.build import choose_seed_songs, seed_request
 
     quiet_music21()
     engine = MelodyEngine.load(args.model or default_model_dir())
-    percent = engine.meta["hyperparameters"]["validation_percent"]
-    training, _ = preprocess(args.data, progress=False).split(percent)
+    training, _ = split_as_trained(engine, args.data)
     songs = choose_seed_songs(training, args.songs, 11)
     jobs = [engine.prepare(seed_request(s, 1.0, 0).with_options(pickup=None)) for s in songs]
     rows = [("margin (nats)", "songs with an upbeat: heard right", "without: heard right", "all")]

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.common import report
+from bench.common import report, split_as_trained
 
 DATA = "../shared/data/esac/deutschl"
 
@@ -37,16 +37,13 @@ def main() -> None:
     import keras
 
     from bench import seed_architecture
-    from generator.corpus import preprocess
     from generator.engine import MelodyEngine
     from generator.ngram import KneserNey
     from generator.paths import default_model_dir
     from generator.scoring import score_songs
 
     engine = MelodyEngine.load(args.model or default_model_dir())
-    percent = engine.meta["hyperparameters"]["validation_percent"]
-    corpus = preprocess(args.data, progress=False)
-    train_songs, valid_songs = corpus.split(percent)
+    train_songs, valid_songs = split_as_trained(engine, args.data)
     vocab = engine.vocab
 
     ours = score_songs(engine.step_model, vocab, valid_songs).as_dict()

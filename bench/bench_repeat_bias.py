@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from bench.common import report
+from bench.common import report, split_as_trained
 
 DATA = "../shared/data/esac/deutschl"
 
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--temp", type=float, default=None, help="default: the bot's default")
     args = parser.parse_args()
 
-    from generator.corpus import preprocess, quiet_music21
+    from generator.corpus import quiet_music21
     from generator.engine import MelodyEngine
     from generator.paths import default_model_dir
     from generator.report import features as f
@@ -40,8 +40,7 @@ def main() -> None:
 
     quiet_music21()
     engine = MelodyEngine.load(args.model or default_model_dir())
-    percent = engine.meta["hyperparameters"]["validation_percent"]
-    training, _ = preprocess(args.data, progress=False).split(percent)
+    training, _ = split_as_trained(engine, args.data)
     songs = [
         s
         for s in choose_seed_songs(training, 100_000, 5)

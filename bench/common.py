@@ -26,6 +26,14 @@ def pin_to_cores(cores: int | None) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(cores)
 
 
+def split_as_trained(engine, data: str) -> tuple[list, list]:
+    """The corpus in ``data``, split into (training, held-out) songs as ``engine``'s model was."""
+    from generator.corpus import preprocess
+
+    percent = engine.meta["hyperparameters"]["validation_percent"]
+    return preprocess(data, progress=False).split(percent)
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

@@ -259,7 +259,7 @@ class BotCore:
             )
         prepared = self.engine.prepare(request)  # range and key errors before anything is stored
         request = request.with_options(rng_seed=prepared.rng_seed)
-        if self.pool.pending >= self.pool.workers + self.pool.queue_size:
+        if self.pool.is_full():
             return self._busy_reply(self.pool.wait_estimate_s())
         user = await self._user(message)
         try:
@@ -417,7 +417,7 @@ class BotCore:
         melody = _stored_melody(generation)
         if melody is None:  # stored before melodies kept their steps: the MIDI is what there is
             return self._stored_midi_reply(generation)
-        if self.pool.pending >= self.pool.workers + self.pool.queue_size:
+        if self.pool.is_full():
             return self._busy_reply(self.pool.wait_estimate_s())
         await _work_started(on_work_started)
         title = f"#{generation.id} · {_short(melody.request)}"

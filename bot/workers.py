@@ -50,6 +50,10 @@ class WorkerPool:
         """Jobs running or waiting."""
         return self._admitted
 
+    def is_full(self) -> bool:
+        """Every worker busy and every queue place taken: a new job would be refused."""
+        return self._admitted >= self.workers + self.queue_size
+
     def typical_job_seconds(self) -> float:
         return statistics.median(self._durations) if self._durations else DEFAULT_JOB_SECONDS
 
@@ -63,7 +67,7 @@ class WorkerPool:
         ShuttingDown when the pool stops before the job starts."""
         if self._closed:
             raise ShuttingDown()
-        if self._admitted >= self.workers + self.queue_size:
+        if self.is_full():
             raise QueueFull(self.wait_estimate_s())
         self._admitted += 1
         self._idle.clear()

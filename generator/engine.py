@@ -9,9 +9,8 @@ else a note of the tonic triad on the last strong beat, the tonic favoured. (Rea
 the tonic 83 % of the time and on its third or fifth nearly all the rest; offered the triad
 there as it is, the model ends on the tonic 69 % of the time, because its own endings often fall
 on the weak beat after; with the tonic favoured by 2.5 nats, 85 %, measured on training songs'
-openings.) Sampling uses each request's
-own random generator, so the same model, request and ``seed=`` give the same melody, byte for
-byte, alone or in a batch.
+openings.) Sampling uses each request's own random generator, so the same model, request and
+``seed=`` give the same melody, byte for byte, alone or in a batch.
 """
 
 from __future__ import annotations

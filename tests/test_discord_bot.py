@@ -16,22 +16,27 @@ from bot.runner import DiscordFrontEnd
 from tests.fakes.discord_api import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord
 
 
-@pytest.fixture
-async def discord_bot(tmp_path, tiny_model_dir, monkeypatch):
-    fake = FakeDiscord()
-    await fake.start()
-    # point the real client at the loopback fake; both are restored after the test
+def _settings_for(fake: FakeDiscord, monkeypatch, **values) -> Settings:
+    """Settings for a bot talking to ``fake``, and the real client pointed at it (both gateway
+    and REST; monkeypatch restores them after the test)."""
     monkeypatch.setattr(
         discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url)
     )
     monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    settings = Settings(
+    return Settings(
         _env_file=None,
-        data_dir=tmp_path,
-        model_dir=tiny_model_dir,
         discord_token="fake.discord.token",
         discord_api_base_url=fake.api_base,
-        cooldown_s=0,
+        **values,
+    )
+
+
+@pytest.fixture
+async def discord_bot(tmp_path, tiny_model_dir, monkeypatch):
+    fake = FakeDiscord()
+    await fake.start()
+    settings = _settings_for(
+        fake, monkeypatch, data_dir=tmp_path, model_dir=tiny_model_dir, cooldown_s=0
     )
     app = await open_app(settings)
     front_end = DiscordFrontEnd(app)
@@ -151,18 +156,9 @@ async def test_a_gateway_closed_for_good_stops_the_bot_and_its_health(
     fake = FakeDiscord()
     await fake.start()
     fake.close_on_identify = close_code
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url)
-    )
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
     heartbeat = tmp_path / "heartbeat.json"
-    settings = Settings(
-        _env_file=None,
-        data_dir=tmp_path,
-        model_dir=tiny_model_dir,
-        discord_token="fake.discord.token",
-        discord_api_base_url=fake.api_base,
-        heartbeat_file=heartbeat,
+    settings = _settings_for(
+        fake, monkeypatch, data_dir=tmp_path, model_dir=tiny_model_dir, heartbeat_file=heartbeat
     )
     try:
         with pytest.raises(FrontEndFailure, match=said):

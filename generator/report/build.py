@@ -24,6 +24,7 @@ from generator import encoding
 from generator.corpus import Corpus, Song
 from generator.engine import ENDED_BY_MODEL, Melody, MelodyEngine
 from generator.form import Layout
+from generator.keys import REFERENCE_PITCH_CLASS
 from generator.report import features as f
 from generator.report.form_checks import FORM_FIGURES, FORM_METERS, form_figures, run_sweeps
 from generator.report.overlap import feature_overlap
@@ -31,7 +32,6 @@ from generator.report.plots import distribution_plot, histogram_plot
 from generator.request import DEFAULT_TEMPERATURE, MelodyRequest, SeedNote
 
 MAX_BARS = 32
-TONIC = {"major": 0, "minor": 9}
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ FEATURES = (
 
 
 def _mode(tonic: int) -> str:
-    return "minor" if tonic == TONIC["minor"] else "major"
+    return "minor" if tonic == REFERENCE_PITCH_CLASS["minor"] else "major"
 
 
 @dataclass
@@ -96,7 +96,7 @@ class MelodySet:
         return cls(
             name,
             [s.tokens for s in songs],
-            [TONIC[s.mode] for s in songs],
+            [REFERENCE_PITCH_CLASS[s.mode] for s in songs],
             [s.layout for s in songs],
         )
 
@@ -163,7 +163,7 @@ def generate_set(
     return MelodySet(
         f"temp {temperature:g}",
         [m.tokens for m in melodies],
-        [TONIC[s.mode] for s in songs],
+        [REFERENCE_PITCH_CLASS[s.mode] for s in songs],
         [m.layout for m in melodies],
         requested=[r.total_steps for r in requests],
         melodies=melodies,
