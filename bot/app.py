@@ -70,6 +70,12 @@ async def open_app(settings: Settings) -> App:
     )
     scratch = Scratch(settings.data_dir / "tmp")
     core = BotCore(
-        engine, repo, settings, pool, audio_enabled=audio_ready, scratch_dir=scratch.path
+        engine,
+        repo,
+        settings,
+        pool,
+        audio_enabled=audio_ready,
+        scratch_dir=scratch.path,
+        owner=scratch.name,
     )
     return App(settings, engine, repo, pool, core, scratch)

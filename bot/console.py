@@ -14,6 +14,7 @@ from typing import TextIO
 
 from bot.app import App
 from bot.core import Incoming
+from bot.takeover import take_over_interrupted
 
 PLATFORM = "console"
 CHAT_ID = "terminal"
@@ -29,6 +30,8 @@ async def run_console(
     out: TextIO = sys.stdout,
 ) -> int:
     """Answer every line until end of input; returns how many messages were handled."""
+    # Nobody can be answered for a terminal session that is gone: its melodies' slots go back.
+    await take_over_interrupted(app, PLATFORM, None)
     interactive = source.isatty()
     prefix = app.settings.prefix
     if interactive:

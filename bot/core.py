@@ -8,6 +8,7 @@ Nothing a user types raises out of :meth:`BotCore.handle`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -70,6 +71,9 @@ class Incoming:
     text: str
     mentions: tuple[tuple[str, str], ...] = ()  # (user id, name) of users named in the message
     reply_to: tuple[str, str] | None = None  # (user id, name) of the message answered, if any
+    # Where to send a melody if this process stops before it is done (a Discord channel id, …);
+    # the front-end that reads it back is the one that wrote it.
+    reply_address: str | None = None
 
     def __post_init__(self) -> None:
         # A lone surrogate (which some clients send) can't be stored, logged or sent back as
@@ -118,6 +122,7 @@ DISK_FULL = Reply(
     private=True,
     refusal=True,
 )
+RESUME_ATTEMPTS = 10  # a melody taken over from a stopped process waits this many times for room
 RESTARTING = Reply(
     "I'm restarting for a moment and can't take this now. Please ask again in a minute.",
     private=True,
@@ -138,8 +143,10 @@ class BotCore:
         *,
         audio_enabled: bool = True,
         scratch_dir: Path | None = None,
+        owner: str | None = None,
     ):
         self.engine = engine
+        self.owner = owner  # this process, as its pending melodies name it
         self.repo = repository
         self.settings = settings
         self.pool = pool
@@ -272,6 +279,8 @@ class BotCore:
                 self.engine.name,
                 self.engine.version,
                 prepared.rng_seed,
+                owner=self.owner,
+                reply_address=message.reply_address,
             )
         except Refusal as refusal:
             return self._refusal_reply(refusal)
@@ -288,6 +297,47 @@ class BotCore:
         except Exception as error:
             await self.repo.fail_generation(generation_id, f"{type(error).__name__}: {error}")
             raise
+        await self._store(generation_id, rendered)
+        return replace(self._melody_reply(generation_id, rendered), composed=True)
+
+    async def finish_interrupted(self, generation: Generation) -> Reply | None:
+        """A melody a stopped process began and never sent: composed again from its request and
+        seed (the very melody that process would have sent), stored, and returned for its chat.
+        If it cannot be made, its slot goes back and the reply says so; None if this process is
+        stopping too (the melody stays pending for the next one)."""
+        user = await self.repo.get_user(generation.user_id)
+        name = user.display_name if user is not None else "you"
+        sorry = f"{name}: I was restarted while composing melody #{generation.id} for you and"
+        request = parse_request(generation.request["canonical"])
+        title = f"#{generation.id} · {_short(request)}"
+        rendered: _Rendered | None = None
+        for _attempt in range(RESUME_ATTEMPTS):
+            try:
+                rendered = await self.pool.run(self._compose_and_render, request, title)
+                break
+            except QueueFull as busy:  # other users first: wait for room, then try again
+                await asyncio.sleep(busy.wait_estimate_s)
+            except ShuttingDown:
+                return None
+            except Exception as error:
+                log.exception("melody #%d could not be finished", generation.id)
+                await self.repo.fail_generation(generation.id, f"{type(error).__name__}: {error}")
+                return Reply(
+                    f"{sorry} could not finish it. It does not count against your quota; "
+                    "please ask again."
+                )
+        if rendered is None:
+            await self.repo.fail_generation(generation.id, "queue full after a restart")
+            return Reply(
+                f"{sorry} am too busy to finish it now. It does not count against your quota; "
+                "please ask again in a minute."
+            )
+        await self._store(generation.id, rendered)
+        reply = self._melody_reply(generation.id, rendered)
+        note = f"{name}: I was restarted while composing this one for you; here it is.\n"
+        return replace(reply, text=note + reply.text, composed=True)
+
+    async def _store(self, generation_id: int, rendered: _Rendered) -> None:
         melody = rendered.melody
         await self.repo.complete_generation(
             generation_id,
@@ -297,7 +347,6 @@ class BotCore:
             tokens=" ".join(melody.tokens),
             pickup=melody.pickup,
         )
-        return replace(self._melody_reply(generation_id, rendered), composed=True)
 
     def _compose_and_render(self, request: MelodyRequest, title: str) -> _Rendered:
         """Runs on a worker thread: the model, then MIDI, score and audio."""

@@ -169,6 +169,7 @@ class MelodyBot(commands.Bot):
                 for u in message.mentions
                 if self.user is None or u.id != self.user.id
             ),
+            reply_address=str(message.channel.id),
         )
         reply = await self.app.core.handle(incoming, is_moderator=moderates, on_work_started=typing)
         if reply is None:
@@ -181,6 +182,17 @@ class MelodyBot(commands.Bot):
         except discord.HTTPException as error:
             log.error("could not answer message %s: %s", message.id, error)
             await self.app.core.undelivered(reply, f"Discord answered {error.status}")
+
+    async def send_to(self, address: str, reply: Reply) -> None:
+        """Post a reply in a channel, not as an answer to a message (a melody finished after a
+        restart, whose message or interaction this process never saw)."""
+        await self.wait_until_ready()
+        channel = self.get_channel(int(address)) or await self.fetch_channel(int(address))
+        view = buttons_for(reply) or discord.utils.MISSING
+        await send_melody_first(
+            lambda text, files: channel.send(text, files=files, view=view),  # type: ignore[union-attr]
+            reply,
+        )
 
     async def answer_interaction(self, interaction: discord.Interaction, text: str) -> None:
         """Run a command for a slash command or button: defer once work starts, reply after."""
@@ -199,6 +211,7 @@ class MelodyBot(commands.Bot):
             user_id=str(interaction.user.id),
             user_name=interaction.user.display_name,
             text=f"{settings.prefix}{text}",
+            reply_address=None if interaction.channel_id is None else str(interaction.channel_id),
         )
         reply = await self.app.core.handle(incoming, is_moderator=moderates, on_work_started=defer)
         if reply is None:

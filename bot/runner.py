@@ -21,6 +21,8 @@ from bot.app import App, open_app
 from bot.config import Settings
 from bot.health import Heartbeat
 from bot.housekeeping import Housekeeping
+from bot.replies import Reply
+from bot.takeover import take_over_interrupted
 
 log = logging.getLogger("melodybot")
 
@@ -39,6 +41,9 @@ class FrontEnd(Protocol):
     async def stop_intake(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    async def send_to(self, address: str, reply: Reply) -> None:
+        """Send a reply to a stored address (what :class:`~bot.core.Incoming` carried)."""
 
 
 class TelegramFrontEnd:
@@ -72,6 +77,11 @@ class TelegramFrontEnd:
         """Fetch no more updates: those not fetched wait on Telegram for the next process."""
         if self.application.updater.running:
             await self.application.updater.stop()
+
+    async def send_to(self, address: str, reply: Reply) -> None:
+        from bot.telegram_bot import send_reply
+
+        await send_reply(self.application.bot, address, reply)
 
     async def stop(self) -> None:
         await self.stop_intake()
@@ -116,6 +126,9 @@ class DiscordFrontEnd:
         """Discord cannot hold events back: they keep arriving and the core answers that the
         bot is restarting."""
 
+    async def send_to(self, address: str, reply: Reply) -> None:
+        await self.bot.send_to(address, reply)
+
     async def stop(self) -> None:
         if not self.gone.done():
             self.gone.cancel()  # stopping on purpose is not a lost connection
@@ -148,6 +161,16 @@ def _discord_failure(error: BaseException | None) -> str:
     return f"Discord's gateway connection is gone ({what})."
 
 
+def _taking_over(app: App, front_end: FrontEnd):
+    """A housekeeping round for one front-end: the melodies its platform's stopped processes
+    left unfinished, finished and sent."""
+
+    async def take_over() -> None:
+        await take_over_interrupted(app, front_end.name, front_end.send_to)
+
+    return take_over
+
+
 async def run_bots(
     settings: Settings, *, discord: bool, telegram: bool, stop: asyncio.Event | None = None
 ) -> None:
@@ -164,7 +187,11 @@ async def run_bots(
     if discord and settings.discord_token:
         front_ends.append(DiscordFrontEnd(app))
     heartbeat = Heartbeat(settings, [f.name for f in front_ends])
-    housekeeping = Housekeeping(app.repo, settings)
+    housekeeping = Housekeeping(
+        app.repo,
+        settings,
+        [_taking_over(app, front_end) for front_end in front_ends],
+    )
     failure: str | None = None
     try:
         for front_end in front_ends:
@@ -188,12 +215,12 @@ async def run_bots(
             with contextlib.suppress(Exception):
                 await front_end.stop_intake()
         await app.stop_work()
+        await housekeeping.stop()
         for front_end in reversed(front_ends):
             try:
                 await front_end.stop()
             except Exception:
                 log.exception("%s did not stop cleanly", front_end.name)
-        await housekeeping.stop()
         await heartbeat.stop()
         await app.close()
     if failure:

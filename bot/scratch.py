@@ -5,6 +5,8 @@ SIGKILL, such folders pile up. Each bot process works in ``<data>/tmp/<id>/`` an
 exclusive lock on ``<id>.lock`` for as long as it lives (the kernel drops the lock when the
 process dies, however it dies); at start a process removes every folder whose lock it can take,
 which only a dead process's can be, so two bots sharing a data folder never touch each other's.
+The same lock tells whether the process that began a pending melody still lives
+(:func:`is_alive`), so the next process can take over what a killed one left.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ class Scratch:
         swept = sweep_abandoned(root)
         if swept:
             log.info("removed %d scratch folders left by stopped processes", swept)
-        name = uuid.uuid4().hex[:12]
-        self._lock = (root / f"{name}.lock").open("w")
+        self.name = uuid.uuid4().hex[:12]  # this process, as pending melodies name it
+        self._lock = (root / f"{self.name}.lock").open("w")
         fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self.path = root / name
+        self.path = root / self.name
         self.path.mkdir()
 
     def close(self) -> None:
@@ -37,6 +39,24 @@ class Scratch:
         with contextlib.suppress(OSError):
             Path(self._lock.name).unlink()
         self._lock.close()
+
+
+def is_alive(root: Path, name: str) -> bool:
+    """Whether the process whose scratch is ``name`` still runs: its lock is held. A lock file
+    swept away, or one that can be taken, belongs to a process that is gone (this process's own
+    lock cannot be taken through a second handle either, so it counts as alive)."""
+    if not name.isalnum():
+        return False  # not a name this module gives out
+    try:
+        lock = (root / f"{name}.lock").open("r")
+    except FileNotFoundError:
+        return False
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
 
 
 def sweep_abandoned(root: Path) -> int:

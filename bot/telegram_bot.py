@@ -12,7 +12,7 @@ import contextlib
 import io
 import logging
 
-from telegram import BotCommand, Message, Update
+from telegram import Bot, BotCommand, Message, Update
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, MessageEntityType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
@@ -80,7 +80,15 @@ def incoming_from(message: Message) -> Incoming:
         text=message.text or "",
         mentions=mentions,
         reply_to=reply_to,
+        reply_address=address_of(message),
     )
+
+
+def address_of(message: Message) -> str:
+    """Where replies to this message go: its chat, and its forum topic if it has one."""
+    if message.is_topic_message and message.message_thread_id is not None:
+        return f"{message.chat_id}:{message.message_thread_id}"
+    return str(message.chat_id)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -116,42 +124,45 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
     if reply is not None:
         try:
-            await send_reply(message, reply)
+            await send_reply(context.bot, address_of(message), reply)
         except TelegramError as error:  # e.g. the user blocked the bot: they got nothing
             await app.core.undelivered(reply, f"Telegram: {error}")
             raise
 
 
-async def send_reply(message: Message, reply: Reply) -> None:
-    """Text first, then the score as a photo, the MIDI as a file and the preview as audio.
+async def send_reply(bot: Bot, address: str, reply: Reply) -> None:
+    """Text first, then the score as a photo, the MIDI as a file and the preview as audio, to
+    the chat (and topic) ``address`` names.
 
     The MIDI is the melody itself: a picture or audio Telegram refuses (too large, odd
     dimensions) is skipped with a line saying so, and the MIDI still goes out.
     """
+    chat_id, _, thread = address.partition(":")
+    where = {"chat_id": int(chat_id), "message_thread_id": int(thread) if thread else None}
     chunks = [reply.text[i : i + MAX_TEXT] for i in range(0, len(reply.text), MAX_TEXT)]
     for chunk in chunks:
-        await message.reply_text(chunk, do_quote=False)
+        await bot.send_message(text=chunk, **where)
     png = reply.attachment("png")
     if png is not None:
         sending = (
-            message.reply_photo(png.data, filename=png.filename, do_quote=False)
+            bot.send_photo(photo=png.data, filename=png.filename, **where)
             if fits_as_photo(png.data)
-            else message.reply_document(png.data, filename=png.filename, do_quote=False)
+            else bot.send_document(document=png.data, filename=png.filename, **where)
         )
-        await _optional("score picture", message, sending)
+        await _optional("score picture", bot, where, sending)
     midi = reply.attachment("midi")
     if midi is not None:
-        await message.reply_document(midi.data, filename=midi.filename, do_quote=False)
+        await bot.send_document(document=midi.data, filename=midi.filename, **where)
     audio = reply.attachment("audio")
     if audio is not None:
-        sending = message.reply_audio(
-            audio.data,
+        sending = bot.send_audio(
+            audio=audio.data,
             filename=audio.filename,
             title=audio.filename.rsplit(".", 1)[0],
             performer="melodybot",
-            do_quote=False,
+            **where,
         )
-        await _optional("audio preview", message, sending)
+        await _optional("audio preview", bot, where, sending)
 
 
 def fits_as_photo(png: bytes) -> bool:
@@ -168,14 +179,14 @@ def fits_as_photo(png: bytes) -> bool:
     )
 
 
-async def _optional(what: str, message: Message, sending) -> None:
+async def _optional(what: str, bot: Bot, where: dict, sending) -> None:
     """Send a file the melody can do without; if Telegram refuses it, say so and go on."""
     try:
         await sending
     except BadRequest as refused:
-        log.warning("telegram refused the %s for chat %s: %s", what, message.chat_id, refused)
+        log.warning("telegram refused the %s for chat %s: %s", what, where["chat_id"], refused)
         with contextlib.suppress(TelegramError):
-            await message.reply_text(f"(Telegram would not take the {what}.)", do_quote=False)
+            await bot.send_message(text=f"(Telegram would not take the {what}.)", **where)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

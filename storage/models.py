@@ -88,6 +88,8 @@ class Generation:
     steps: int | None
     tokens: str | None  # the melody's steps in its key, space-separated (None before schema 3)
     pickup: int | None  # its upbeat in steps
+    owner: str | None  # the bot process composing it while pending (None before schema 4)
+    reply_address: str | None  # where its reply goes, in the platform's own terms
 
     @property
     def request(self) -> dict[str, Any]:

@@ -393,10 +393,15 @@ class Repository:
         model_version: str,
         rng_seed: int,
         *,
+        owner: str | None = None,
+        reply_address: str | None = None,
         now: float | None = None,
     ) -> int:
         """Check ban, on/off switch, daily quota and cooldown, and record a pending melody:
         one atomic step, whatever else runs in this process or another.
+
+        ``owner`` names the process composing it and ``reply_address`` where the reply goes, so
+        that if the process dies another one can take the melody over (:meth:`take_over`).
 
         Returns the new melody's id, or raises a :class:`~storage.models.Refusal` (``Banned``,
         ``ChatDisabled``, ``QuotaExceeded``, ``CooldownActive``) and records nothing. Quota and
@@ -416,8 +421,9 @@ class Repository:
             row = await self._fetchone(
                 connection,
                 """INSERT INTO generations (user_id, platform, chat_id, request_text, request_json,
-                       model_name, model_version, rng_seed, status, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?) RETURNING id""",
+                       model_name, model_version, rng_seed, status, created_at, owner,
+                       reply_address)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id""",
                 (
                     user_id,
                     *scope,
@@ -427,6 +433,8 @@ class Repository:
                     cap(model_version, MAX_ID_CHARS),
                     int(rng_seed),
                     now,
+                    None if owner is None else cap(owner, MAX_ID_CHARS),
+                    None if reply_address is None else cap(reply_address, MAX_ID_CHARS),
                 ),
             )
             generation_id = int(row[0])
@@ -575,6 +583,29 @@ class Repository:
             "abandoned: the bot stopped before the melody was finished",
             now,
         )
+
+    async def pending_owners(self, platform: str) -> set[str]:
+        """The processes that hold pending melodies on a platform (those that recorded one)."""
+        rows = await self._read(
+            """SELECT DISTINCT owner FROM generations
+               WHERE status = 'pending' AND platform = ? AND owner IS NOT NULL""",
+            (platform,),
+        )
+        return {row[0] for row in rows}
+
+    async def take_over(self, platform: str, dead_owner: str, new_owner: str) -> list[Generation]:
+        """Make ``new_owner`` the owner of a dead process's pending melodies on a platform and
+        return them, oldest first. One atomic step: two processes taking over at once never
+        both get the same melody."""
+        async with self._write() as connection:
+            rows = await self._fetchall(
+                connection,
+                f"""UPDATE generations SET owner = ?
+                    WHERE status = 'pending' AND platform = ? AND owner = ?
+                    RETURNING {_columns(Generation)}""",
+                (cap(new_owner, MAX_ID_CHARS), platform, dead_owner),
+            )
+        return sorted((_record(Generation, row) for row in rows), key=lambda g: g.id)
 
     async def _fail(self, where: str, params: tuple[Any, ...], error: str, now: float) -> int:
         async with self._write() as connection:

@@ -269,3 +269,55 @@ async def test_a_full_disk_is_said_clearly_and_the_bot_recovers_when_space_retur
     assert code == 0, log
     assert "cannot write the heartbeat" in log and "cannot save" in log
     assert "Traceback" not in log
+
+
+async def test_a_melody_cut_off_by_kill_9_reaches_its_user_after_the_restart(
+    tmp_path, tiny_model_dir
+):
+    """kill -9 mid-melody (the renderer hangs, so it is surely mid-way): the next process finds
+    the melody its dead predecessor left, composes the same one again, sends it to the chat it
+    was asked in, and it counts once against the quota."""
+    fake = FakeTelegram()
+    await fake.start()
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    started = tmp_path / "renderer-started"
+    renderer = fake_bin / "mscore3"
+    renderer.write_text(f"#!/bin/sh\ntouch {started}\nexec sleep 300\n")
+    renderer.chmod(0o755)
+    env = _bot_env(tmp_path, fake, MELODYBOT_MODEL_DIR=str(tiny_model_dir))
+    first = await _start_bot(env | {"PATH": f"{fake_bin}:{env['PATH']}"}, tmp_path)
+    try:
+        fake.send_text(
+            "/melody C4 D4 E4 seed=4 bars=2", chat_id=31, user_id=31, chat_type="private"
+        )
+        for _ in range(600):
+            if started.exists():
+                break
+            await asyncio.sleep(0.1)
+        assert started.exists(), _bot_log(tmp_path)
+        first.kill()  # SIGKILL: nothing of ours runs
+        await first.wait()
+        assert fake.sent("sendDocument") == []  # the user has nothing yet
+        second = await _start_bot(env, tmp_path)
+        try:
+            (midi,) = await fake.wait_for("sendDocument", timeout=120)
+            second.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(second.wait(), 60) == 0, _bot_log(tmp_path)
+        finally:
+            if second.returncode is None:
+                second.kill()
+    finally:
+        if first.returncode is None:
+            first.kill()
+        await fake.stop()
+    assert midi.fields["chat_id"] == "31"
+    (told,) = [c for c in fake.sent("sendMessage") if "restarted" in c.fields["text"]]
+    assert (
+        told.fields["chat_id"] == "31"
+        and "I was restarted while composing this" in (told.fields["text"])
+    )
+    with sqlite3.connect(tmp_path / "data" / "melodybot.sqlite3") as db:
+        (status, stored), *others = db.execute("SELECT status, midi FROM generations").fetchall()
+        assert others == [] and status == "done" and stored == next(iter(midi.files.values()))
+        assert db.execute("SELECT counts FROM usage").fetchall() == [(1,)]  # counted once

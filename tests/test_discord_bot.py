@@ -32,7 +32,7 @@ def _settings_for(fake: FakeDiscord, monkeypatch, **values) -> Settings:
 
 
 @pytest.fixture
-async def discord_bot(tmp_path, tiny_model_dir, monkeypatch):
+async def discord_front_end(tmp_path, tiny_model_dir, monkeypatch):
     fake = FakeDiscord()
     await fake.start()
     settings = _settings_for(
@@ -42,10 +42,16 @@ async def discord_bot(tmp_path, tiny_model_dir, monkeypatch):
     front_end = DiscordFrontEnd(app)
     await front_end.start()
     await asyncio.wait_for(front_end.bot.wait_until_ready(), 30)
-    yield fake, app
+    yield fake, front_end
     await front_end.stop()
     await app.close()
     await fake.stop()
+
+
+@pytest.fixture
+async def discord_bot(discord_front_end):
+    fake, front_end = discord_front_end
+    return fake, front_end.bot.app
 
 
 def _files_by_suffix(posted) -> dict[str, bytes]:
@@ -202,3 +208,34 @@ async def test_a_melody_discord_will_not_deliver_gives_its_quota_slot_back(disco
     assert generation.status == "failed" and "not delivered" in generation.error
     with sqlite3.connect(app.settings.database) as db:  # the slot is free again
         assert db.execute("SELECT counts FROM usage WHERE generation_id = 1").fetchone() == (0,)
+
+
+async def test_a_melody_a_killed_process_left_is_finished_and_posted_in_its_channel(
+    discord_front_end,
+):
+    from bot.takeover import take_over_interrupted
+    from generator.request import parse_request
+
+    fake, front_end = discord_front_end
+    app = front_end.bot.app
+    request = parse_request("C4 D4 E4 bars=2 seed=5")
+    user = await app.repo.upsert_user("discord", "7", "ann")
+    left = await app.repo.reserve_generation(  # as a process killed mid-melody left it
+        user,
+        "discord",
+        GUILD_ID,
+        "melody C4 D4 E4 bars=2 seed=5",
+        request.to_dict() | {"canonical": request.describe()},
+        app.engine.name,
+        app.engine.version,
+        5,
+        owner="0a1b2c3d4e5f",  # no process holds its lock: gone
+        reply_address=CHANNEL_ID,
+    )
+    assert await take_over_interrupted(app, "discord", front_end.send_to) == 1
+    (posted,) = [p for p in fake.posted if p.route == f"POST /channels/{CHANNEL_ID}/messages"]
+    assert posted.payload["content"].startswith("ann: I was restarted while composing this")
+    stored = await app.repo.get_generation(left)
+    assert stored.status == "done" and _files_by_suffix(posted)["mid"] == stored.midi
+    assert stored.tokens == " ".join(app.engine.compose(request).tokens)  # the melody it began
+    assert await take_over_interrupted(app, "discord", front_end.send_to) == 0  # only once

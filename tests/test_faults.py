@@ -124,8 +124,13 @@ def test_kill_9_mid_render_leaves_no_renderer_running_and_no_scratch_behind(
     while _alive(renderer_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(renderer_pid)  # it died with the bot
+    with sqlite3.connect(data / "melodybot.sqlite3") as db:
+        assert db.execute("SELECT status FROM generations").fetchall() == [("pending",)]
     assert _chat(data, "!history\n", tiny_model_dir).returncode == 0  # the next start sweeps
     assert list((data / "tmp").iterdir()) == []
+    with sqlite3.connect(data / "melodybot.sqlite3") as db:  # and gives the slot back at once
+        assert db.execute("SELECT status FROM generations").fetchall() == [("failed",)]
+        assert db.execute("SELECT counts FROM usage").fetchall() == [(0,)]
 
 
 def _alive(pid: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import pytest
@@ -387,6 +388,35 @@ async def test_stale_pending_melodies_are_failed_and_free_their_slot(repo, clock
     assert await repo.fail_stale_pending(older_than_s=3600) == 5
     assert {(await repo.get_generation(i)).status for i in stuck} == {"failed"}
     await _melody(repo, ann)
+
+
+async def test_a_dead_process_s_melodies_are_taken_over_once_whoever_asks_at_once(
+    repo, clock, tmp_path
+):
+    ann = await repo.upsert_user("telegram", "1", "Ann")
+    await repo.set_limit(GLOBAL, GLOBAL, "daily_quota", 100, "owner")
+    left = [
+        await repo.reserve_generation(
+            ann, "telegram", "5", "x", {}, "m", "v", 1, owner="dead", reply_address=f"5:{n}"
+        )
+        for n in range(20)
+    ]
+    await repo.reserve_generation(ann, "telegram", "5", "x", {}, "m", "v", 1, owner="alive")
+    await repo.reserve_generation(ann, "discord", "g", "x", {}, "m", "v", 1, owner="dead")
+    assert await repo.pending_owners("telegram") == {"dead", "alive"}
+    async with await Repository.open(tmp_path / "bot.sqlite3", clock=clock) as other:
+        mine, theirs = await asyncio.gather(
+            repo.take_over("telegram", "dead", "me"), other.take_over("telegram", "dead", "you")
+        )
+    assert sorted(g.id for g in mine + theirs) == left  # each melody once, none twice
+    assert {g.owner for g in mine} <= {"me"} and {g.owner for g in theirs} <= {"you"}
+    assert [g.reply_address for g in sorted(mine + theirs, key=lambda g: g.id)][:2] == [
+        "5:0",
+        "5:1",
+    ]
+    owners = await repo.pending_owners("telegram")
+    assert "dead" not in owners and "alive" in owners and owners <= {"alive", "me", "you"}
+    assert await repo.pending_owners("discord") == {"dead"}  # another platform's: left alone
 
 
 async def test_stats_count_finished_melodies_per_day_and_user(repo, clock):

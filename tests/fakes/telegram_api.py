@@ -37,6 +37,7 @@ class FakeTelegram:
         self._updates: list[dict] = []
         self._new_update = asyncio.Event()
         self._update_ids = itertools.count(1)
+        self._confirmed = 0  # the highest offset a getUpdates call has given
         self._message_ids = itertools.count(1000)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -146,7 +147,10 @@ class FakeTelegram:
         return _ok(True)  # setMyCommands, deleteWebhook, sendChatAction, …
 
     async def _get_updates(self, fields: dict[str, str]) -> list[dict]:
-        offset = int(fields.get("offset", 0) or 0)
+        # As Telegram does, an offset confirms every update before it: those are gone for good,
+        # also for the next process that polls with this token.
+        self._confirmed = max(self._confirmed, int(fields.get("offset", 0) or 0))
+        offset = self._confirmed
         timeout = min(float(fields.get("timeout", 0) or 0), 1.0)
         pending = [u for u in self._updates if u["update_id"] >= offset]
         if not pending and timeout:

@@ -1,0 +1,56 @@
+"""Melodies a killed process left half-made, finished by the next process on the same platform.
+
+A bot killed mid-melody (kill -9, the OOM killer, a power cut) leaves the melody pending: the user
+waits for a reply that never comes and the melody holds a quota slot. Each pending melody names
+the process composing it and where its reply goes. A process of the same platform that finds
+pending melodies of a process that is gone (its scratch lock is free: :func:`bot.scratch.is_alive`)
+takes them over in one atomic step, composes each again from its stored request and seed (the very
+melody the user would have had) and sends it where the first reply would have gone. A platform
+that cannot send to a stored address (the console) gives the slots back instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.app import App
+from bot.replies import Reply
+from bot.scratch import is_alive
+
+log = logging.getLogger("melodybot")
+SendTo = Callable[[str, Reply], Awaitable[None]]  # (reply address, reply)
+GIVEN_BACK = "abandoned: the bot stopped before the melody was finished"
+
+
+async def take_over_interrupted(app: App, platform: str, send_to: SendTo | None) -> int:
+    """Finish and send the pending melodies of this platform's stopped processes; returns how
+    many were delivered. Each failure is logged and its slot given back; none stops the rest."""
+    owners = await app.repo.pending_owners(platform)
+    gone = sorted(owner for owner in owners if not is_alive(app.scratch.root, owner))
+    delivered = 0
+    for owner in gone:
+        taken = await app.repo.take_over(platform, owner, app.scratch.name)
+        if taken:
+            log.warning(
+                "%s: taking over %d melodies a stopped process left unfinished",
+                platform,
+                len(taken),
+            )
+        for generation in taken:
+            if send_to is None or generation.reply_address is None:
+                await app.repo.fail_generation(generation.id, GIVEN_BACK)
+                continue
+            reply = await app.core.finish_interrupted(generation)
+            if reply is None:  # this process is stopping too: the next one takes over
+                return delivered
+            try:
+                await send_to(generation.reply_address, reply)
+            except Exception as error:
+                log.warning(
+                    "melody #%d could not be sent after a restart: %s", generation.id, error
+                )
+                await app.core.undelivered(reply, f"{type(error).__name__} after a restart")
+                continue
+            delivered += reply.composed
+    return delivered
