@@ -68,4 +68,5 @@ async def run_console(
             path.write_bytes(attachment.data)
             print(f"  {attachment.kind}: {path}", file=out)
         out.flush()
+        await app.core.delivered(reply)
     return handled

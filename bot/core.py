@@ -220,6 +220,18 @@ class BotCore:
                 private=True,
             )
 
+    async def delivered(self, reply: Reply) -> None:
+        """The platform took a reply: a melody composed for it is the user's now, and nothing is
+        left for another process to send should this one die."""
+        if not reply.composed or reply.melody_id is None:
+            return
+        try:
+            await self.repo.mark_delivered(reply.melody_id)
+        except (
+            Exception
+        ) as error:  # the user has the melody; only a re-send after a crash is at stake
+            log.warning("melody #%d: could not note its delivery: %s", reply.melody_id, error)
+
     async def undelivered(self, reply: Reply, why: str) -> None:
         """The platform would not take a reply: a melody composed for it gives its slot back."""
         if not reply.composed or reply.melody_id is None:
@@ -301,19 +313,25 @@ class BotCore:
         return replace(self._melody_reply(generation_id, rendered), composed=True)
 
     async def finish_interrupted(self, generation: Generation) -> Reply | None:
-        """A melody a stopped process began and never sent: composed again from its request and
-        seed (the very melody that process would have sent), stored, and returned for its chat.
-        If it cannot be made, its slot goes back and the reply says so; None if this process is
-        stopping too (the melody stays pending for the next one)."""
+        """A melody a stopped process began and never sent, made ready to send: composed again
+        from its request and seed (the very melody that process would have sent) and stored, or,
+        if it was finished, drawn again from its stored steps. If it cannot be made, its slot goes
+        back and the reply says so; None if this process is stopping too (the melody stays for
+        the next one)."""
         user = await self.repo.get_user(generation.user_id)
         name = user.display_name if user is not None else "you"
         sorry = f"{name}: I was restarted while composing melody #{generation.id} for you and"
         request = parse_request(generation.request["canonical"])
         title = f"#{generation.id} · {_short(request)}"
+        finished = _stored_melody(generation) if generation.status == "done" else None
         rendered: _Rendered | None = None
         for _attempt in range(RESUME_ATTEMPTS):
             try:
-                rendered = await self.pool.run(self._compose_and_render, request, title)
+                if finished is not None:
+                    rendered = await self.pool.run(self._render, finished, title)
+                    rendered.midi = generation.midi or rendered.midi
+                else:
+                    rendered = await self.pool.run(self._compose_and_render, request, title)
                 break
             except QueueFull as busy:  # other users first: wait for room, then try again
                 await asyncio.sleep(busy.wait_estimate_s)
@@ -321,21 +339,29 @@ class BotCore:
                 return None
             except Exception as error:
                 log.exception("melody #%d could not be finished", generation.id)
-                await self.repo.fail_generation(generation.id, f"{type(error).__name__}: {error}")
+                await self._give_back(generation, f"{type(error).__name__}: {error}")
                 return Reply(
                     f"{sorry} could not finish it. It does not count against your quota; "
                     "please ask again."
                 )
         if rendered is None:
-            await self.repo.fail_generation(generation.id, "queue full after a restart")
+            await self._give_back(generation, "queue full after a restart")
             return Reply(
                 f"{sorry} am too busy to finish it now. It does not count against your quota; "
                 "please ask again in a minute."
             )
-        await self._store(generation.id, rendered)
+        if finished is None:
+            await self._store(generation.id, rendered)
         reply = self._melody_reply(generation.id, rendered)
         note = f"{name}: I was restarted while composing this one for you; here it is.\n"
         return replace(reply, text=note + reply.text, composed=True)
+
+    async def _give_back(self, generation: Generation, why: str) -> None:
+        """A melody that will never reach its user: failed, its slot free, pending or not."""
+        if generation.status == "done":
+            await self.repo.release_undelivered(generation.id, why)
+        else:
+            await self.repo.fail_generation(generation.id, why)
 
     async def _store(self, generation_id: int, rendered: _Rendered) -> None:
         melody = rendered.melody

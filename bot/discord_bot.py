@@ -182,6 +182,8 @@ class MelodyBot(commands.Bot):
         except discord.HTTPException as error:
             log.error("could not answer message %s: %s", message.id, error)
             await self.app.core.undelivered(reply, f"Discord answered {error.status}")
+        else:
+            await self.app.core.delivered(reply)
 
     async def send_to(self, address: str, reply: Reply) -> None:
         """Post a reply in a channel, not as an answer to a message (a melody finished after a
@@ -233,6 +235,8 @@ class MelodyBot(commands.Bot):
         except discord.HTTPException as error:  # e.g. 404: the interaction expired
             log.error("could not answer interaction %s: %s", interaction.id, error)
             await self.app.core.undelivered(reply, f"Discord answered {error.status}")
+        else:
+            await self.app.core.delivered(reply)
 
 
 @app_commands.command(name="melody", description="Compose a folk melody that continues your notes")

@@ -1,12 +1,14 @@
 """Melodies a killed process left half-made, finished by the next process on the same platform.
 
-A bot killed mid-melody (kill -9, the OOM killer, a power cut) leaves the melody pending: the user
-waits for a reply that never comes and the melody holds a quota slot. Each pending melody names
-the process composing it and where its reply goes. A process of the same platform that finds
-pending melodies of a process that is gone (its scratch lock is free: :func:`bot.scratch.is_alive`)
-takes them over in one atomic step, composes each again from its stored request and seed (the very
-melody the user would have had) and sends it where the first reply would have gone. A platform
-that cannot send to a stored address (the console) gives the slots back instead.
+A bot killed mid-melody (kill -9, the OOM killer, a power cut) leaves the melody unsent, pending
+or finished but never handed to the platform: the user waits for a reply that never comes and the
+melody holds a quota slot. Each melody names the process making it and where its reply goes, and
+is marked when the platform takes the reply. A process of the same platform that finds unsent
+melodies of a process that is gone (its scratch lock is free: :func:`bot.scratch.is_alive`) takes
+them over in one atomic step, composes each again from its stored request and seed (the very
+melody the user would have had) or redraws a finished one, and sends it where the first reply
+would have gone. A platform that cannot send to a stored address (the console) gives the slots
+back instead.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ GIVEN_BACK = "abandoned: the bot stopped before the melody was finished"
 async def take_over_interrupted(app: App, platform: str, send_to: SendTo | None) -> int:
     """Finish and send the pending melodies of this platform's stopped processes; returns how
     many were delivered. Each failure is logged and its slot given back; none stops the rest."""
-    owners = await app.repo.pending_owners(platform)
+    owners = await app.repo.unsent_owners(platform)
     gone = sorted(owner for owner in owners if not is_alive(app.scratch.root, owner))
     delivered = 0
     for owner in gone:
@@ -39,7 +41,8 @@ async def take_over_interrupted(app: App, platform: str, send_to: SendTo | None)
             )
         for generation in taken:
             if send_to is None or generation.reply_address is None:
-                await app.repo.fail_generation(generation.id, GIVEN_BACK)
+                await app.repo.fail_generation(generation.id, GIVEN_BACK)  # if pending
+                await app.repo.release_undelivered(generation.id, GIVEN_BACK)  # if finished
                 continue
             reply = await app.core.finish_interrupted(generation)
             if reply is None:  # this process is stopping too: the next one takes over
@@ -52,5 +55,6 @@ async def take_over_interrupted(app: App, platform: str, send_to: SendTo | None)
                 )
                 await app.core.undelivered(reply, f"{type(error).__name__} after a restart")
                 continue
+            await app.core.delivered(reply)
             delivered += reply.composed
     return delivered

@@ -3,7 +3,8 @@
 A thin adapter: it turns an update into an :class:`~bot.core.Incoming`, asks Telegram whether the
 sender administers the group when a moderator command needs to know, shows "typing…" while a
 melody is made, and sends the :class:`~bot.replies.Reply` with Telegram's own methods. Outgoing
-flood limits are PTB's ``AIORateLimiter``'s job.
+flood limits are PTB's ``AIORateLimiter``'s job; a lost connection or one of Telegram's own 5xx
+answers is tried again (tenacity), so a passing fault does not cost a user their melody.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import logging
 
 from telegram import Bot, BotCommand, Message, Update
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, MessageEntityType
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from bot.app import App
 from bot.commands import SPECS, CommandError
@@ -29,6 +31,24 @@ PHOTO_MAX_BYTES = 10 * 2**20
 PHOTO_MAX_SIDES_PX = 10_000
 PHOTO_MAX_RATIO = 20
 ADMIN_STATUSES = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+SEND_ATTEMPTS = 4  # about 7 s of waiting in all, well within a user's patience
+
+
+def _passing(error: BaseException) -> bool:
+    """A lost connection, a timeout or Telegram's 5xx (PTB's NetworkError) may pass; a refusal
+    (BadRequest, a NetworkError too) will not, nor will a blocked user or a revoked token."""
+    return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+
+
+@retry(
+    retry=retry_if_exception(_passing),
+    stop=stop_after_attempt(SEND_ATTEMPTS),
+    wait=wait_exponential(multiplier=0.5, max=4),
+    reraise=True,
+)
+async def _send(method, **fields):
+    """One Bot API call, tried again while it fails in a way that may pass."""
+    return await method(**fields)
 
 
 def build_application(app: App) -> Application:
@@ -128,41 +148,47 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         except TelegramError as error:  # e.g. the user blocked the bot: they got nothing
             await app.core.undelivered(reply, f"Telegram: {error}")
             raise
+        await app.core.delivered(reply)
 
 
 async def send_reply(bot: Bot, address: str, reply: Reply) -> None:
     """Text first, then the score as a photo, the MIDI as a file and the preview as audio, to
-    the chat (and topic) ``address`` names.
+    the chat (and topic) ``address`` names; raises only if the MIDI did not go out.
 
     The MIDI is the melody itself: a picture or audio Telegram refuses (too large, odd
-    dimensions) is skipped with a line saying so, and the MIDI still goes out.
+    dimensions) is skipped with a line saying so, and the MIDI still goes out; once it is out,
+    the user has their melody whatever happens to the audio after it.
     """
     chat_id, _, thread = address.partition(":")
     where = {"chat_id": int(chat_id), "message_thread_id": int(thread) if thread else None}
     chunks = [reply.text[i : i + MAX_TEXT] for i in range(0, len(reply.text), MAX_TEXT)]
     for chunk in chunks:
-        await bot.send_message(text=chunk, **where)
+        await _send(bot.send_message, text=chunk, **where)
     png = reply.attachment("png")
     if png is not None:
-        sending = (
-            bot.send_photo(photo=png.data, filename=png.filename, **where)
+        method, field = (
+            (bot.send_photo, "photo")
             if fits_as_photo(png.data)
-            else bot.send_document(document=png.data, filename=png.filename, **where)
+            else (bot.send_document, "document")
         )
-        await _optional("score picture", bot, where, sending)
+        await _optional(
+            "score picture", bot, where, method, **{field: png.data}, filename=png.filename
+        )
     midi = reply.attachment("midi")
     if midi is not None:
-        await bot.send_document(document=midi.data, filename=midi.filename, **where)
+        await _send(bot.send_document, document=midi.data, filename=midi.filename, **where)
     audio = reply.attachment("audio")
     if audio is not None:
-        sending = bot.send_audio(
+        await _optional(
+            "audio preview",
+            bot,
+            where,
+            bot.send_audio,
             audio=audio.data,
             filename=audio.filename,
             title=audio.filename.rsplit(".", 1)[0],
             performer="melodybot",
-            **where,
         )
-        await _optional("audio preview", bot, where, sending)
 
 
 def fits_as_photo(png: bytes) -> bool:
@@ -179,11 +205,11 @@ def fits_as_photo(png: bytes) -> bool:
     )
 
 
-async def _optional(what: str, bot: Bot, where: dict, sending) -> None:
-    """Send a file the melody can do without; if Telegram refuses it, say so and go on."""
+async def _optional(what: str, bot: Bot, where: dict, method, **fields) -> None:
+    """Send a file the melody can do without; if Telegram will not take it, say so and go on."""
     try:
-        await sending
-    except BadRequest as refused:
+        await _send(method, **fields, **where)
+    except TelegramError as refused:
         log.warning("telegram refused the %s for chat %s: %s", what, where["chat_id"], refused)
         with contextlib.suppress(TelegramError):
             await bot.send_message(text=f"(Telegram would not take the {what}.)", **where)

@@ -90,6 +90,7 @@ class Generation:
     pickup: int | None  # its upbeat in steps
     owner: str | None  # the bot process composing it while pending (None before schema 4)
     reply_address: str | None  # where its reply goes, in the platform's own terms
+    delivered_at: float | None  # when the platform took it (None: not yet, or before schema 4)
 
     @property
     def request(self) -> dict[str, Any]:

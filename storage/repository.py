@@ -63,6 +63,10 @@ Clock = Callable[[], float]
 Record = TypeVar("Record", User, Generation, Ban, AuditEntry)
 
 
+# A melody a process took on and has not yet handed to its platform (what a killed one leaves).
+_UNSENT = "owner IS NOT NULL AND delivered_at IS NULL AND status <> 'failed'"
+
+
 def _columns(record: type) -> str:
     """The SELECT list for a record type, so a column added by a migration never breaks one."""
     return ", ".join(f.name for f in fields(record))
@@ -584,24 +588,32 @@ class Repository:
             now,
         )
 
-    async def pending_owners(self, platform: str) -> set[str]:
-        """The processes that hold pending melodies on a platform (those that recorded one)."""
+    async def mark_delivered(self, generation_id: int, *, now: float | None = None) -> None:
+        """The platform took the melody's reply: nothing is left for another process to send."""
+        async with self._write() as connection:
+            await connection.execute(
+                "UPDATE generations SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
+                (self._now(now), generation_id),
+            )
+
+    async def unsent_owners(self, platform: str) -> set[str]:
+        """The processes that hold melodies on a platform not yet sent: pending, or finished
+        but not taken by the platform."""
         rows = await self._read(
-            """SELECT DISTINCT owner FROM generations
-               WHERE status = 'pending' AND platform = ? AND owner IS NOT NULL""",
+            f"SELECT DISTINCT owner FROM generations WHERE {_UNSENT} AND platform = ?",
             (platform,),
         )
         return {row[0] for row in rows}
 
     async def take_over(self, platform: str, dead_owner: str, new_owner: str) -> list[Generation]:
-        """Make ``new_owner`` the owner of a dead process's pending melodies on a platform and
+        """Make ``new_owner`` the owner of a dead process's unsent melodies on a platform and
         return them, oldest first. One atomic step: two processes taking over at once never
         both get the same melody."""
         async with self._write() as connection:
             rows = await self._fetchall(
                 connection,
                 f"""UPDATE generations SET owner = ?
-                    WHERE status = 'pending' AND platform = ? AND owner = ?
+                    WHERE {_UNSENT} AND platform = ? AND owner = ?
                     RETURNING {_columns(Generation)}""",
                 (cap(new_owner, MAX_ID_CHARS), platform, dead_owner),
             )

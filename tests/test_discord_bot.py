@@ -239,3 +239,51 @@ async def test_a_melody_a_killed_process_left_is_finished_and_posted_in_its_chan
     assert stored.status == "done" and _files_by_suffix(posted)["mid"] == stored.midi
     assert stored.tokens == " ".join(app.engine.compose(request).tokens)  # the melody it began
     assert await take_over_interrupted(app, "discord", front_end.send_to) == 0  # only once
+
+
+async def test_a_melody_finished_but_never_sent_is_sent_by_the_next_process(discord_front_end):
+    """Killed between storing a melody and handing it to Discord: the next process sends the
+    stored melody itself (the same MIDI, nothing composed again), and only once."""
+    from bot.takeover import take_over_interrupted
+    from generator.request import parse_request
+
+    fake, front_end = discord_front_end
+    app = front_end.bot.app
+    request = parse_request("D4 E4 F#4 bars=2 seed=6")
+    melody = app.engine.compose(request)
+    user = await app.repo.upsert_user("discord", "7", "ann")
+    left = await app.repo.reserve_generation(
+        user,
+        "discord",
+        GUILD_ID,
+        "melody D4 E4 F#4 bars=2 seed=6",
+        request.to_dict() | {"canonical": request.describe()},
+        app.engine.name,
+        app.engine.version,
+        6,
+        owner="0a1b2c3d4e5f",
+        reply_address=CHANNEL_ID,
+    )
+    midi = melody.to_midi()
+    await app.repo.complete_generation(
+        left, midi, melody.key_label, melody.steps, tokens=" ".join(melody.tokens), pickup=0
+    )
+    assert await take_over_interrupted(app, "discord", front_end.send_to) == 1
+    (posted,) = [p for p in fake.posted if p.route == f"POST /channels/{CHANNEL_ID}/messages"]
+    assert _files_by_suffix(posted)["mid"] == midi
+    assert (await app.repo.get_generation(left)).delivered_at is not None
+    assert await take_over_interrupted(app, "discord", front_end.send_to) == 0
+
+
+async def test_a_delivered_melody_is_marked_so_no_one_sends_it_again(discord_bot):
+    fake, app = discord_bot
+    await fake.send_message("!melody C4 D4 E4 seed=2 bars=2")
+    await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages")
+    for _ in range(100):
+        generation = await app.repo.get_generation(1)
+        if generation.delivered_at is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert generation.owner == app.core.owner and generation.delivered_at is not None
+    assert generation.reply_address == CHANNEL_ID
+    assert await app.repo.unsent_owners("discord") == set()

@@ -403,7 +403,7 @@ async def test_a_dead_process_s_melodies_are_taken_over_once_whoever_asks_at_onc
     ]
     await repo.reserve_generation(ann, "telegram", "5", "x", {}, "m", "v", 1, owner="alive")
     await repo.reserve_generation(ann, "discord", "g", "x", {}, "m", "v", 1, owner="dead")
-    assert await repo.pending_owners("telegram") == {"dead", "alive"}
+    assert await repo.unsent_owners("telegram") == {"dead", "alive"}
     async with await Repository.open(tmp_path / "bot.sqlite3", clock=clock) as other:
         mine, theirs = await asyncio.gather(
             repo.take_over("telegram", "dead", "me"), other.take_over("telegram", "dead", "you")
@@ -414,9 +414,9 @@ async def test_a_dead_process_s_melodies_are_taken_over_once_whoever_asks_at_onc
         "5:0",
         "5:1",
     ]
-    owners = await repo.pending_owners("telegram")
+    owners = await repo.unsent_owners("telegram")
     assert "dead" not in owners and "alive" in owners and owners <= {"alive", "me", "you"}
-    assert await repo.pending_owners("discord") == {"dead"}  # another platform's: left alone
+    assert await repo.unsent_owners("discord") == {"dead"}  # another platform's: left alone
 
 
 async def test_stats_count_finished_melodies_per_day_and_user(repo, clock):

@@ -143,6 +143,34 @@ async def test_a_melody_telegram_will_not_deliver_gives_its_quota_slot_back(tele
         assert db.execute("SELECT counts FROM usage WHERE generation_id = 1").fetchone() == (0,)
 
 
+async def test_passing_faults_of_telegram_cost_no_melody(telegram):
+    """A 502 and a dropped answer on the MIDI, flood control on the text, a 500 that will not go
+    away on the picture: the user still gets the melody, and it counts against the quota."""
+    fake, app = telegram
+    fake.fail_next["sendMessage"] = [(429, "Too Many Requests: retry after 1")]
+    fake.fail_next["sendDocument"] = [(502, "Bad Gateway"), (500, "Internal Server Error")]
+    fake.failing["sendPhoto"] = (500, "Internal Server Error")
+    fake.send_text("/melody C4 D4 E4 seed=8 bars=2")
+    documents = await fake.wait_for("sendDocument", 3)
+    assert [d.status for d in documents] == [502, 500, 200]
+    assert documents[-1].files  # the melody itself arrived
+    notes = await _wait_for_text(fake, "would not take the score picture")
+    assert notes
+    generation = await app.repo.get_generation(1)
+    assert generation.status == "done" and generation.midi == documents[-1].files["document"]
+    with sqlite3.connect(app.settings.database) as db:
+        assert db.execute("SELECT counts FROM usage WHERE generation_id = 1").fetchone() == (1,)
+
+
+async def _wait_for_text(fake: FakeTelegram, part: str, rounds: int = 400) -> list[str]:
+    for _ in range(rounds):
+        texts = [c.fields["text"] for c in fake.sent("sendMessage") if c.ok]
+        if any(part in text for text in texts):
+            return texts
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no message with {part!r}")
+
+
 def test_a_score_too_tall_for_a_telegram_photo_goes_as_a_file():
     import io
 

@@ -1,7 +1,9 @@
 """A loopback fake of the Telegram Bot API, enough for python-telegram-bot to run against.
 
 It answers getMe, long-polls getUpdates from a queue the test fills, and records every
-send*/setMyCommands call (uploads included) so tests can assert on what the bot sent.
+send*/setMyCommands call (uploads included) so tests can assert on what the bot sent. Faults are
+injected per method (``failing``: every call; ``fail_next``: the next few) or per call
+(``fault``: a function that may pick an error for any call), each answered as Telegram would.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -26,6 +29,11 @@ class Call:
     fields: dict[str, str]
     files: dict[str, bytes] = field(default_factory=dict)
     at: float = field(default_factory=time.perf_counter)  # when the bot's call arrived
+    status: int = 200  # what the fake answered: 200, or the error code injected
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
 
 
 class FakeTelegram:
@@ -34,6 +42,8 @@ class FakeTelegram:
         self.admins = admins or set()
         self.rejected_tokens: set[str] = set()  # answered 401 Unauthorized, as Telegram does
         self.failing: dict[str, tuple[int, str]] = {}  # method → (error code, description)
+        self.fail_next: dict[str, list[tuple[int, str]]] = {}  # method → errors, one per call
+        self.fault: Callable[[Call], tuple[int, str] | None] | None = None
         self._updates: list[dict] = []
         self._new_update = asyncio.Event()
         self._update_ids = itertools.count(1)
@@ -104,11 +114,14 @@ class FakeTelegram:
         if method == "getUpdates":
             return _ok(await self._get_updates(fields))
         call = Call(method, fields, files)
+        error = self._injected(call)
+        if error is not None:
+            call.status = error[0]
         async with self.call_arrived:
             self.calls.append(call)
             self.call_arrived.notify_all()
-        if method in self.failing:
-            return _error(*self.failing[method])
+        if error is not None:
+            return _error(*error)
         if method == "getMe":
             return _ok(BOT_USER)
         if method == "getChatMember":
@@ -146,6 +159,13 @@ class FakeTelegram:
             )
         return _ok(True)  # setMyCommands, deleteWebhook, sendChatAction, …
 
+    def _injected(self, call: Call) -> tuple[int, str] | None:
+        if call.method in self.failing:
+            return self.failing[call.method]
+        if self.fail_next.get(call.method):
+            return self.fail_next[call.method].pop(0)
+        return self.fault(call) if self.fault is not None else None
+
     async def _get_updates(self, fields: dict[str, str]) -> list[dict]:
         # As Telegram does, an offset confirms every update before it: those are gone for good,
         # also for the next process that polls with this token.
@@ -182,7 +202,9 @@ async def _read_fields(request: web.Request) -> tuple[dict[str, str], dict[str, 
 
 
 def _error(code: int, description: str) -> web.Response:
-    body = {"ok": False, "error_code": code, "description": description}
+    body: dict = {"ok": False, "error_code": code, "description": description}
+    if code == 429:  # flood control: Telegram says how long to wait
+        body["parameters"] = {"retry_after": 1}
     return web.Response(status=code, text=json.dumps(body), content_type="application/json")
 
 
