@@ -86,6 +86,7 @@ class Tally:
     unreachable: int = 0
     lost: int = 0
     lost_cases: list = field(default_factory=list)  # what each lost request's chat received
+    journal: dict = field(default_factory=lambda: collections.defaultdict(list))  # per chat
     resent: int = 0
     resend_refused: int = 0
     other_commands: int = 0
@@ -286,6 +287,7 @@ async def _user(
         if blocks:
             blocked.add(chat)
         outcome, detail = await chats.outcome(chat, since)
+        tally.journal[chat].append((round(time.monotonic(), 1), text, outcome, detail))
         if blocks:
             await asyncio.sleep(rng.uniform(5, 30))  # before unblocking and coming back
             blocked.discard(chat)
@@ -425,7 +427,21 @@ async def soak(minutes: float, users: int, seed: int, restart_every_s: float) ->
         for call in calls
         if call.ok and "I was restarted while composing this one" in call.fields.get("text", "")
     )
-    shutil.rmtree(work, ignore_errors=True)
+    mismatch_details = {}
+    with sqlite3.connect(data / "melodybot.sqlite3") as db:
+        for chat in mismatched:
+            rows = db.execute(
+                """SELECT g.id, g.status, g.delivered_at IS NOT NULL, g.error, s.counts, g.owner
+                   FROM generations g JOIN users u ON u.id = g.user_id
+                   LEFT JOIN usage s ON s.generation_id = g.id
+                   WHERE u.platform_user_id = ? ORDER BY g.id""",
+                (chat,),
+            ).fetchall()
+            mismatch_details[chat] = {"rows": rows, "journal": tally.journal[chat]}
+    if tally.lost or mismatched:
+        print(f"kept {work} for a look", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return {
         "minutes": minutes,
         "users": users,
@@ -441,6 +457,7 @@ async def soak(minutes: float, users: int, seed: int, restart_every_s: float) ->
         "other_commands": tally.other_commands,
         "delivered_twice": sum(1 for n in tally.delivered_ids.values() if n > 1),
         "quota_mismatches": len(mismatched),
+        "mismatch_details": mismatch_details,
         "quota_counted": sum(counted.values()),
         "pending_after_stop": pending,
         "final_exit_code": final_code,

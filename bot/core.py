@@ -33,6 +33,7 @@ from generator.render import (
 )
 from generator.request import EXAMPLE, OPTION_HELP, MelodyRequest, RequestError, parse_request
 from storage import (
+    AlreadyReceived,
     Banned,
     ChatDisabled,
     CooldownActive,
@@ -74,6 +75,8 @@ class Incoming:
     # Where to send a melody if this process stops before it is done (a Discord channel id, …);
     # the front-end that reads it back is the one that wrote it.
     reply_address: str | None = None
+    # The platform's id of this very message, so that seeing it twice makes one melody.
+    source: str | None = None
 
     def __post_init__(self) -> None:
         # A lone surrogate (which some clients send) can't be stored, logged or sent back as
@@ -244,7 +247,7 @@ class BotCore:
 
     # composing -----------------------------------------------------------------------------
 
-    async def _cmd_melody(self, message: Incoming, argument: str, on_work_started) -> Reply:
+    async def _cmd_melody(self, message: Incoming, argument: str, on_work_started) -> Reply | None:
         if not argument:
             raise CommandError(
                 "Give me a few notes to start from.", f"{self.settings.prefix}melody {EXAMPLE}"
@@ -252,7 +255,7 @@ class BotCore:
         request = parse_request(argument, default_temperature=self.settings.default_temperature)
         return await self._compose(message, argument, request, on_work_started)
 
-    async def _cmd_again(self, message: Incoming, argument: str, on_work_started) -> Reply:
+    async def _cmd_again(self, message: Incoming, argument: str, on_work_started) -> Reply | None:
         number, _, options = argument.partition(" ")
         original = await self._generation_here(message, number, "again")
         request = parse_request(original.request["canonical"]).with_option_text(options)
@@ -264,7 +267,7 @@ class BotCore:
         typed: str,
         request: MelodyRequest,
         on_work_started: WorkStarted | None,
-    ) -> Reply:
+    ) -> Reply | None:
         limits = await self.repo.effective_limits(message.platform, message.chat_id)
         if request.length_in_bars > limits.max_bars:
             raise CommandError(
@@ -293,7 +296,10 @@ class BotCore:
                 prepared.rng_seed,
                 owner=self.owner,
                 reply_address=message.reply_address,
+                source=message.source,
             )
+        except AlreadyReceived:  # replayed after a crash: its melody is on its way already
+            return None
         except Refusal as refusal:
             return self._refusal_reply(refusal)
         await _work_started(on_work_started)

@@ -58,7 +58,7 @@ class TelegramFrontEnd:
     async def start(self) -> None:
         from telegram.error import InvalidToken
 
-        from bot.telegram_bot import register_commands
+        from bot.telegram_bot import register_commands, replay_inbox
 
         # python-telegram-bot's polling retries lost connections itself; only a rejected token
         # is fatal, and it shows at start.
@@ -70,6 +70,7 @@ class TelegramFrontEnd:
             ) from None
         await register_commands(self.application)
         await self.application.start()
+        await replay_inbox(self.application)
         await self.application.updater.start_polling(timeout=20, poll_interval=0.0)
         log.info("telegram: polling as @%s", self.application.bot.username)
 

@@ -5,24 +5,40 @@ sender administers the group when a moderator command needs to know, shows "typi
 melody is made, and sends the :class:`~bot.replies.Reply` with Telegram's own methods. Outgoing
 flood limits are PTB's ``AIORateLimiter``'s job; a lost connection or one of Telegram's own 5xx
 answers is tried again (tenacity), so a passing fault does not cost a user their melody.
+
+Telegram forgets an update as soon as the next ones are asked for, so a process killed between
+fetching a message and recording what it asked would lose it. The update queue therefore writes
+each update to the database's inbox before the next fetch (:class:`DurableUpdateQueue`); an update
+is crossed off once handled, and the next process replays what is left. A message seen twice
+makes one melody (its update id is the melody's ``source``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
+import json
 import logging
 
 from telegram import Bot, BotCommand, Message, Update
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, MessageEntityType
-from telegram.error import BadRequest, NetworkError, TelegramError
-from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from bot.app import App
 from bot.commands import SPECS, CommandError
 from bot.core import Incoming
 from bot.replies import Reply
+from storage import Repository
 
 log = logging.getLogger("melodybot.telegram")
 PLATFORM = "telegram"
@@ -60,6 +76,7 @@ def build_application(app: App) -> Application:
         .token(settings.telegram_token.get_secret_value())
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(True)
+        .update_queue(DurableUpdateQueue(app.repo))
     )
     if settings.telegram_base_url:
         base = settings.telegram_base_url.rstrip("/")
@@ -67,8 +84,51 @@ def build_application(app: App) -> Application:
     application = builder.build()
     application.bot_data["app"] = app
     application.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, on_text))
+    application.add_handler(TypeHandler(Update, cross_off), group=1)  # after every other handler
     application.add_error_handler(on_error)
     return application
+
+
+class DurableUpdateQueue(asyncio.Queue):
+    """PTB's update queue, written through to the inbox. The updater asks Telegram for more
+    updates (which tells Telegram to forget these) only once ``put`` has returned, so an update is
+    in the database before Telegram lets it go."""
+
+    def __init__(self, repo: Repository):
+        super().__init__()
+        self.repo = repo
+
+    async def put(self, item: object) -> None:
+        if isinstance(item, Update):
+            try:
+                await self.repo.inbox_add(PLATFORM, item.update_id, json.dumps(item.to_dict()))
+            except Exception as error:  # handled all the same, only not replayed after a crash
+                log.warning("telegram: update %s not kept in the inbox: %s", item.update_id, error)
+        await super().put(item)
+
+
+async def replay_inbox(application: Application) -> int:
+    """Hand the updates a stopped process received but never finished to this one; returns
+    how many."""
+    app: App = application.bot_data["app"]
+    pending = await app.repo.inbox(PLATFORM)
+    for _update_id, payload in pending:
+        update = Update.de_json(json.loads(payload), application.bot)
+        await application.update_queue.put(update)
+    if pending:
+        log.warning(
+            "telegram: replaying %d messages a stopped process left unanswered", len(pending)
+        )
+    return len(pending)
+
+
+async def cross_off(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Every handler has run for this update (answered or failed): nothing to replay."""
+    app: App = context.application.bot_data["app"]
+    try:
+        await app.repo.inbox_done(PLATFORM, update.update_id)
+    except Exception as error:  # replayed after a crash at worst, and a melody is never made twice
+        log.warning("telegram: update %s not crossed off: %s", update.update_id, error)
 
 
 async def register_commands(application: Application) -> None:
@@ -80,7 +140,7 @@ async def register_commands(application: Application) -> None:
         log.warning("could not register the command menu: %s", error)
 
 
-def incoming_from(message: Message) -> Incoming:
+def incoming_from(message: Message, update_id: int | None = None) -> Incoming:
     user = message.from_user
     assert user is not None
     mentions = tuple(
@@ -101,6 +161,7 @@ def incoming_from(message: Message) -> Incoming:
         mentions=mentions,
         reply_to=reply_to,
         reply_address=address_of(message),
+        source=None if update_id is None else f"{PLATFORM}:update:{update_id}",
     )
 
 
@@ -137,7 +198,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_DOCUMENT)
 
     reply = await app.core.handle(
-        incoming_from(message),
+        incoming_from(message, update.update_id),
         is_moderator=is_moderator,
         on_work_started=typing,
         bot_username=context.bot.username,
@@ -145,7 +206,11 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if reply is not None:
         try:
             await send_reply(context.bot, address_of(message), reply)
-        except TelegramError as error:  # e.g. the user blocked the bot: they got nothing
+        except Forbidden as error:  # the user blocked the bot: a choice of theirs, not a fault
+            log.info("telegram: chat %s does not take messages: %s", message.chat_id, error)
+            await app.core.undelivered(reply, f"Telegram: {error}")
+            return
+        except TelegramError as error:  # they got nothing
             await app.core.undelivered(reply, f"Telegram: {error}")
             raise
         await app.core.delivered(reply)

@@ -8,6 +8,7 @@ from storage.db import StorageFull
 from storage.models import (
     GLOBAL,
     LIMIT_NAMES,
+    AlreadyReceived,
     AuditEntry,
     Ban,
     Banned,
@@ -25,6 +26,7 @@ from storage.repository import Repository
 __all__ = [
     "GLOBAL",
     "LIMIT_NAMES",
+    "AlreadyReceived",
     "AuditEntry",
     "Ban",
     "Banned",

@@ -91,6 +91,7 @@ class Generation:
     owner: str | None  # the bot process composing it while pending (None before schema 4)
     reply_address: str | None  # where its reply goes, in the platform's own terms
     delivered_at: float | None  # when the platform took it (None: not yet, or before schema 4)
+    source: str | None  # the platform's id of the message that asked, when it has one
 
     @property
     def request(self) -> dict[str, Any]:
@@ -159,6 +160,15 @@ class QuotaExceeded(Refusal):
         self.quota = quota
         self.resets_at = resets_at  # when the next request will be accepted
         super().__init__(f"daily quota of {quota} reached")
+
+
+class AlreadyReceived(Refusal):
+    """This very message has made its melody already (it was seen twice, e.g. replayed after a
+    crash): nothing more to do for it."""
+
+    def __init__(self, source: str):
+        self.source = source
+        super().__init__(f"already received: {source}")
 
 
 class CooldownActive(Refusal):

@@ -29,6 +29,7 @@ import aiosqlite
 from storage import db
 from storage.models import (
     GLOBAL,
+    AlreadyReceived,
     AuditEntry,
     Ban,
     Banned,
@@ -63,6 +64,7 @@ Clock = Callable[[], float]
 Record = TypeVar("Record", User, Generation, Ban, AuditEntry)
 
 
+INBOX_MAX_AGE_S = 86_400.0
 # A melody a process took on and has not yet handed to its platform (what a killed one leaves).
 _UNSENT = "owner IS NOT NULL AND delivered_at IS NULL AND status <> 'failed'"
 
@@ -399,6 +401,7 @@ class Repository:
         *,
         owner: str | None = None,
         reply_address: str | None = None,
+        source: str | None = None,
         now: float | None = None,
     ) -> int:
         """Check ban, on/off switch, daily quota and cooldown, and record a pending melody:
@@ -406,6 +409,8 @@ class Repository:
 
         ``owner`` names the process composing it and ``reply_address`` where the reply goes, so
         that if the process dies another one can take the melody over (:meth:`take_over`).
+        ``source`` is the platform's id of the message: the same message twice raises
+        :class:`~storage.models.AlreadyReceived` and records nothing.
 
         Returns the new melody's id, or raises a :class:`~storage.models.Refusal` (``Banned``,
         ``ChatDisabled``, ``QuotaExceeded``, ``CooldownActive``) and records nothing. Quota and
@@ -421,13 +426,17 @@ class Repository:
         )
         now = self._now(now)
         async with self._write() as connection:
+            if source is not None and await self._fetchone(
+                connection, "SELECT 1 FROM generations WHERE source = ?", (source,)
+            ):
+                raise AlreadyReceived(source)
             await self._admit(connection, user_id, scope, now, quota=True)
             row = await self._fetchone(
                 connection,
                 """INSERT INTO generations (user_id, platform, chat_id, request_text, request_json,
                        model_name, model_version, rng_seed, status, created_at, owner,
-                       reply_address)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id""",
+                       reply_address, source)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING id""",
                 (
                     user_id,
                     *scope,
@@ -439,6 +448,7 @@ class Repository:
                     now,
                     None if owner is None else cap(owner, MAX_ID_CHARS),
                     None if reply_address is None else cap(reply_address, MAX_ID_CHARS),
+                    None if source is None else cap(source, MAX_ID_CHARS),
                 ),
             )
             generation_id = int(row[0])
@@ -587,6 +597,40 @@ class Repository:
             "abandoned: the bot stopped before the melody was finished",
             now,
         )
+
+    async def inbox_add(
+        self, platform: str, update_id: int, payload: str, *, now: float | None = None
+    ) -> None:
+        """Keep an update the platform handed over until :meth:`inbox_done` (seen twice: once)."""
+        async with self._write() as connection:
+            await connection.execute(
+                """INSERT OR IGNORE INTO inbox (platform, update_id, payload, received_at)
+                   VALUES (?, ?, ?, ?)""",
+                (platform, int(update_id), payload, self._now(now)),
+            )
+
+    async def inbox_done(self, platform: str, update_id: int) -> None:
+        async with self._write() as connection:
+            await connection.execute(
+                "DELETE FROM inbox WHERE platform = ? AND update_id = ?", (platform, update_id)
+            )
+
+    async def inbox(
+        self, platform: str, *, max_age_s: float = INBOX_MAX_AGE_S, now: float | None = None
+    ) -> list[tuple[int, str]]:
+        """Updates not finished with, oldest first: (update id, payload). Those older than
+        ``max_age_s`` are dropped: an answer a day late helps nobody."""
+        async with self._write() as connection:
+            await connection.execute(
+                "DELETE FROM inbox WHERE platform = ? AND received_at < ?",
+                (platform, self._now(now) - max_age_s),
+            )
+            rows = await self._fetchall(
+                connection,
+                "SELECT update_id, payload FROM inbox WHERE platform = ? ORDER BY update_id",
+                (platform,),
+            )
+        return [(int(r[0]), r[1]) for r in rows]
 
     async def mark_delivered(self, generation_id: int, *, now: float | None = None) -> None:
         """The platform took the melody's reply: nothing is left for another process to send."""

@@ -1,5 +1,19 @@
 """Faults an operator meets, injected into real `melodybot` processes and real SQLite files:
-each ends the way a user and an operator would expect, with a clear message and nothing lost."""
+each ends the way a user and an operator would expect, with a clear message and nothing lost.
+
+The faults that need a platform's client library or a bot process with a loopback platform are
+tested beside it; where each lives:
+
+- platform connection lost for good (Discord 4004/4014): test_discord_bot
+  ``test_a_gateway_closed_for_good_stops_the_bot_and_its_health``
+- SIGTERM under load, kill -9 mid-melody and the restart that sends it, a full disk, a rejected
+  token: test_deployment
+- a refused typing call, a melody the platform will not take, files over the upload limit, passing
+  5xx/429 answers, a melody left unsent by a killed process: test_discord_bot, test_telegram_bot
+- a hung or failing renderer: test_render; retention and abandoned melodies: test_housekeeping
+- re-sends under bans and limits, flooding, huge ids, odd whitespace and surrogates: test_bot_core
+- ten minutes of all of them at once: ``python -m bench.bench_soak`` (BENCHMARKS.md)
+"""
 
 from __future__ import annotations
 

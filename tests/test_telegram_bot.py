@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import json
 import sqlite3
 
 import pytest
@@ -169,6 +170,80 @@ async def _wait_for_text(fake: FakeTelegram, part: str, rounds: int = 400) -> li
             return texts
         await asyncio.sleep(0.05)
     raise AssertionError(f"no message with {part!r}")
+
+
+async def test_a_message_a_killed_process_received_is_answered_by_the_next_once(
+    tmp_path, tiny_model_dir
+):
+    """Telegram forgets an update once the next ones are fetched: a process killed after that,
+    before it recorded the request, leaves it in the inbox, and the next process answers it. One
+    whose melody was already reserved is not composed twice."""
+    from storage import AlreadyReceived
+
+    fake = FakeTelegram()
+    await fake.start()
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        model_dir=tiny_model_dir,
+        telegram_token="123456:TEST-TOKEN",
+        telegram_base_url=fake.base_url,
+        cooldown_s=0,
+        audio=False,
+    )
+    app = await open_app(settings)
+    for update_id, text in ((501, "/melody C4 D4 E4 seed=3 bars=2"), (502, "/melody G4 A4 bars=2")):
+        message = {
+            "message_id": update_id,
+            "date": 1_800_000_000,
+            "chat": {"id": 40, "type": "private"},
+            "from": {"id": 40, "is_bot": False, "first_name": "Eve", "username": "eve"},
+            "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+        }
+        await app.repo.inbox_add(
+            "telegram", update_id, json.dumps({"update_id": update_id, "message": message})
+        )
+    user = await app.repo.upsert_user("telegram", "40", "eve")
+    reserved = await app.repo.reserve_generation(  # 502 got as far as its reservation
+        user, "telegram", "40", "x", {}, "m", "v", 1, source="telegram:update:502"
+    )
+    with pytest.raises(AlreadyReceived):
+        await app.repo.reserve_generation(
+            user, "telegram", "40", "x", {}, "m", "v", 1, source="telegram:update:502"
+        )
+    front_end = TelegramFrontEnd(app)
+    await front_end.start()
+    try:
+        (midi,) = await fake.wait_for("sendDocument")
+        for _ in range(100):
+            if not await app.repo.inbox("telegram"):
+                break
+            await asyncio.sleep(0.05)
+        assert await app.repo.inbox("telegram") == []
+        await asyncio.sleep(0.5)
+        assert len(fake.sent("sendDocument")) == 1  # 502 made no second melody
+    finally:
+        await front_end.stop()
+        await app.close()
+        await fake.stop()
+    assert midi.fields["chat_id"] == "40"
+    with sqlite3.connect(settings.database) as db:
+        sources = db.execute("SELECT id, source FROM generations ORDER BY id").fetchall()
+    assert sources == [(reserved, "telegram:update:502"), (reserved + 1, "telegram:update:501")]
+
+
+async def test_every_update_is_in_the_inbox_until_handled(telegram):
+    fake, app = telegram
+    fake.send_text("/melody C4 D4 E4 seed=2 bars=2")
+    await fake.wait_for("sendDocument")
+    for _ in range(100):
+        if not await app.repo.inbox("telegram"):
+            break
+        await asyncio.sleep(0.05)
+    assert await app.repo.inbox("telegram") == []
+    generation = await app.repo.get_generation(1)
+    assert generation.source == "telegram:update:1" and generation.delivered_at is not None
 
 
 def test_a_score_too_tall_for_a_telegram_photo_goes_as_a_file():
