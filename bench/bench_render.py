@@ -1,11 +1,20 @@
 """Median render time of a 16-bar melody: MuseScore PNG, verovio PNG and the MP3 preview.
 
+The preview is timed stage by stage (FluidSynth in-process, loudness, LAME) and, where the
+``fluidsynth`` and ``ffmpeg`` programs are installed, beside the way it was made before (the
+FluidSynth program writing a WAV, ffmpeg's loudnorm filter and its MP3 encoder), same melody,
+same run.
+
 python -m bench.bench_render --help
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 from bench.common import median_ms, report, timed
 
@@ -47,10 +56,82 @@ def main() -> None:
         rows.append((f"{renderer} PNG", f"{median_ms(times):,.0f} ms", str(args.repeats)))
         payload[f"{renderer}_ms"] = round(median_ms(times), 1)
     if audio_available()[0]:
-        times = timed(lambda: render_audio(midi), args.repeats)
-        rows.append(("FluidSynth + ffmpeg MP3", f"{median_ms(times):,.0f} ms", str(args.repeats)))
-        payload["audio_ms"] = round(median_ms(times), 1)
+        from generator.render import audio, loudness
+
+        performance = audio.Performance.of_tokens(tokens, 100)
+        settings = RenderSettings()
+        render_audio(performance, settings)  # the soundfont is loaded once per process
+        synthesizer = audio._Synthesizer.for_soundfont(settings.soundfont_path())
+        samples = synthesizer.play(performance, 0)
+        level = loudness.normalise(samples, audio.SAMPLE_RATE)
+        stages = [
+            ("FluidSynth (in-process)", lambda: synthesizer.play(performance, 0)),
+            ("loudness (NumPy)", lambda: loudness.normalise(samples, audio.SAMPLE_RATE)),
+            ("MP3 (LAME)", lambda: audio.encode_mp3(level)),
+            ("the whole MP3 preview", lambda: render_audio(performance, settings)),
+        ]
+        for name, action in stages:
+            times = timed(action, args.repeats)
+            rows.append((name, f"{median_ms(times):,.0f} ms", str(args.repeats)))
+            payload[name] = round(median_ms(times), 1)
+        if shutil.which("fluidsynth") and shutil.which("ffmpeg"):
+            times = timed(lambda: _as_before(midi, settings.soundfont_path()), args.repeats)
+            rows.append(
+                (
+                    "before: fluidsynth + ffmpeg programs",
+                    f"{median_ms(times):,.0f} ms",
+                    str(args.repeats),
+                )
+            )
+            payload["before_ms"] = round(median_ms(times), 1)
     report("Rendering", rows, payload)
+
+
+def _as_before(midi: bytes, soundfont) -> bytes:
+    """The preview as it was made until the synthesizer moved in-process: a WAV from the
+    FluidSynth program, then ffmpeg's loudness filter and MP3 encoder."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        (folder / "melody.mid").write_bytes(midi)
+        subprocess.run(
+            [
+                "fluidsynth",
+                "-n",
+                "-i",
+                "-q",
+                "-g",
+                "0.8",
+                "-r",
+                "44100",
+                "-F",
+                "melody.wav",
+                str(soundfont),
+                "melody.mid",
+            ],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                "melody.wav",
+                "-af",
+                "loudnorm=I=-16:TP=-1.5:LRA=11,aresample=44100",
+                "-b:a",
+                "128k",
+                "melody.mp3",
+            ],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+        )
+        return (folder / "melody.mp3").read_bytes()
 
 
 if __name__ == "__main__":

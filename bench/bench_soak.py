@@ -2,10 +2,11 @@
 with the renderers crashing and hanging, Telegram failing, and the bot killed and restarted.
 
 Faults injected:
-- renderers: a MuseScore and a FluidSynth first on PATH that crash or hang now and then (the
-  real tool otherwise); the bot's render timeout is short, so a hang costs seconds;
+- the renderer: a MuseScore first on PATH that crashes or hangs now and then (the real one
+  otherwise); the bot's render timeout is short, so a hang costs seconds (the audio is made in
+  the bot's own process and has no program to fail);
 - Telegram (the loopback fake): 5xx and 429 answers at random, a 404 on some chat actions, and
-  users who block the bot for a while (403 on everything sent to them);
+  users who block the bot right after asking (403 on everything sent to them, for a while);
 - the process: every few minutes the bot is killed with SIGKILL or stopped with SIGTERM, and
   started again at once, as a supervisor would.
 
@@ -189,11 +190,11 @@ class Bot:
 
 
 def _fault_tools(bin_dir: Path, fault_log: Path) -> list[str]:
-    """MuseScore and FluidSynth that crash and hang at times, first on PATH; returns which."""
+    """A MuseScore that crashes and hangs at times, first on PATH; returns which names."""
     from generator.render.score import MUSESCORE_NAMES
 
     wrapped = []
-    for names, crash, hang in ((MUSESCORE_NAMES, 8, 4), (("fluidsynth",), 4, 2)):
+    for names, crash, hang in ((MUSESCORE_NAMES, 8, 4),):
         for name in names:
             real = shutil.which(name)
             if real is None:

@@ -394,7 +394,7 @@ class BotCore:
             rendered.problems.append(f"The score picture could not be drawn ({error})")
         if self.audio_enabled:
             try:
-                rendered.audio = render_audio(rendered.midi, self.render_settings)
+                rendered.audio = render_audio(melody.performance(), self.render_settings)
             except RenderError as error:
                 log.warning("no audio for %s: %s", title, error)
                 rendered.problems.append("The audio preview could not be made")

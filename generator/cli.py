@@ -351,7 +351,7 @@ def generate(
             if png_out:
                 _write(png_out, render_png(melody.to_musicxml(parsed.describe()), settings))
             if audio_out:
-                _write(audio_out, render_audio(melody.to_midi(), settings))
+                _write(audio_out, render_audio(melody.performance(), settings))
         except RenderError as error:
             raise click.ClickException(str(error)) from None
     click.echo(" ".join(melody.tokens))

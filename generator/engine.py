@@ -93,6 +93,12 @@ class Melody:
             pickup=self.pickup,
         )
 
+    def performance(self):
+        """Its notes in seconds, for the audio preview (no MIDI file in between)."""
+        from generator.render.audio import Performance
+
+        return Performance.of_tokens(self.tokens, self.request.bpm)
+
     def to_midi(self) -> bytes:
         from music21.midi.translate import streamToMidiFile
 

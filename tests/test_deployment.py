@@ -42,7 +42,7 @@ def test_compose_file_has_both_bots_sharing_one_volume():
 def test_dockerfile_is_slim_non_root_with_tools_model_and_healthcheck():
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.M)
-    for package in ("musescore3", "fluidsynth", "fluid-soundfont-gm", "ffmpeg"):
+    for package in ("musescore3", "libfluidsynth3", "fluid-soundfont-gm"):
         assert package in dockerfile
     assert "COPY models ./models" in dockerfile
     user_line = re.search(r"^USER (\S+)", dockerfile, re.M)

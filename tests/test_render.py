@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from music21 import converter, key
-from music21 import midi as m21midi
 from music21.midi.translate import streamToMidiFile
 from music21.musicxml.m21ToXml import GeneralObjectExporter
 from PIL import Image
@@ -21,11 +20,12 @@ from generator.render import (
     RenderSettings,
     audio_available,
     available_png_renderers,
+    loudness,
     prepare_musicxml,
     render_audio,
     render_png,
 )
-from generator.render.audio import RELEASE_S, with_program
+from generator.render.audio import RELEASE_S, Performance
 from tests.conftest import IN_CI
 
 SCALE = [60, 62, 64, 65, 67, 69, 71, 72]
@@ -166,10 +166,11 @@ def _probe(mp3: bytes) -> tuple[float, float, float]:
     return duration, peak, mean
 
 
-@pytest.mark.parametrize(("bars", "bpm"), [(4, 120), (8, 90)])
-def test_audio_matches_the_melody_length_and_does_not_clip(bars, bpm):
+@pytest.mark.parametrize(("bars", "bpm", "from_midi"), [(4, 120, False), (8, 90, True)])
+def test_audio_matches_the_melody_length_and_does_not_clip(bars, bpm, from_midi):
     require_audio()
-    mp3 = render_audio(midi(bars, bpm), RenderSettings(gm_program=73))
+    music = midi(bars, bpm) if from_midi else Performance.of_tokens(melody_tokens(bars), bpm)
+    mp3 = render_audio(music, RenderSettings(gm_program=73))
     duration, peak, mean = _probe(mp3)
     expected = bars * 4 * 60 / bpm + RELEASE_S
     assert abs(duration - expected) < 0.15
@@ -177,16 +178,78 @@ def test_audio_matches_the_melody_length_and_does_not_clip(bars, bpm):
     assert mean > -35.0  # audible, not silence
 
 
-def test_instrument_setting_rewrites_the_midi_program():
-    rewritten = m21midi.MidiFile()
-    rewritten.readstr(with_program(midi(2), 73))
-    programs = [
-        e.data
-        for t in rewritten.tracks
-        for e in t.events
-        if e.type == m21midi.ChannelVoiceMessages.PROGRAM_CHANGE
-    ]
-    assert programs and set(programs) == {73}
+def test_the_instrument_setting_changes_the_sound_and_nothing_else_does():
+    require_audio()
+    import numpy as np
+
+    from generator.render.audio import _Synthesizer
+
+    synthesizer = _Synthesizer.for_soundfont(RenderSettings().soundfont_path())
+    music = Performance.of_tokens(melody_tokens(2), 120)
+    piano = synthesizer.play(music, 0)
+    other = synthesizer.play(Performance.of_tokens(melody_tokens(4)[::-1], 80), 40)
+    again = synthesizer.play(music, 0)  # after another melody: nothing of it is left
+
+    def rms(samples) -> float:
+        return float(np.sqrt(np.mean(samples * samples)))
+
+    # The reverb's delay lines are modulated, so a second take differs in its fine structure
+    # only (about 5 % RMS); a leftover note or another instrument differs entirely.
+    assert len(again) == len(piano) and rms(again - piano) < 0.15 * rms(piano)
+    flute = synthesizer.play(music, 73)
+    assert rms(flute - piano) > 0.5 * rms(piano) and len(other) > len(piano)
+
+
+def _ebur128(audio: bytes, suffix: str) -> tuple[float, float]:
+    """Integrated loudness (LUFS) and true peak (dBTP) as ffmpeg's own meter reads them."""
+    with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
+        handle.write(audio)
+        handle.flush()
+        meter = ["-af", "ebur128=peak=true", "-f", "null", "-"]
+        report = subprocess.run(
+            ["ffmpeg", "-hide_banner", "-nostats", "-i", handle.name, *meter],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
+    summary = report[report.rindex("Summary:") :]
+    integrated = float(summary.split("I:")[1].split("LUFS")[0])
+    peak = float(summary.split("Peak:")[1].split("dBFS")[0])
+    return integrated, peak
+
+
+def test_the_loudness_meter_reads_as_ffmpeg_s(tmp_path):
+    import wave
+
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    rate = 44_100
+    t = np.arange(rate * 6) / rate
+    # a tone, a noise burst and a quiet stretch, so both gates have work to do
+    signal = np.concatenate(
+        [0.3 * np.sin(2 * np.pi * 440 * t), 0.05 * rng.standard_normal(rate * 3), 0.001 * t]
+    ).astype(np.float32)
+    path = tmp_path / "probe.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((signal * 32767).astype("<i2").tobytes())
+    ours = loudness.integrated_loudness(signal, rate)
+    theirs, _ = _ebur128(path.read_bytes(), ".wav")
+    assert abs(ours - theirs) < 0.15
+
+
+def test_previews_of_twenty_melodies_are_at_the_target_loudness(tiny_engine):
+    require_audio()
+    from generator.request import parse_request
+
+    for seed in range(20):
+        melody = tiny_engine.compose(parse_request(f"C4 D4 E4 G4 bars=4 seed={seed}"))
+        integrated, peak = _ebur128(render_audio(melody.performance()), ".mp3")
+        assert abs(integrated - loudness.TARGET_LUFS) <= 1.0, (seed, integrated)
+        assert peak <= loudness.CEILING_DBTP + 0.5, (seed, peak)  # MP3 adds a little
 
 
 def test_missing_audio_tools_are_a_clear_error(tmp_path):

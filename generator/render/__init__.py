@@ -1,9 +1,9 @@
 """Score pictures and audio previews of melodies, through real tools.
 
-PNG: MuseScore 3 (``mscore3``) when installed, else verovio → SVG → cairosvg. Audio: FluidSynth
-with a General MIDI soundfont, then ffmpeg for loudness, fade and MP3. Every render runs in its own
-temporary folder, has a timeout, and fails with :class:`RenderError` carrying a message a chat user
-can read; callers send the rest of the reply anyway.
+PNG: MuseScore 3 (``mscore3``) when installed, else verovio → SVG → cairosvg; MuseScore runs in its
+own temporary folder with a timeout. Audio: FluidSynth's library in this process with a General
+MIDI soundfont, loudness in NumPy, LAME for the MP3. Each fails with :class:`RenderError` carrying a
+message a chat user can read; callers send the rest of the reply anyway.
 """
 
 from generator.render.audio import AUDIO_MIME, AUDIO_SUFFIX, audio_available, render_audio
