@@ -8,7 +8,6 @@ Nothing a user types raises out of :meth:`BotCore.handle`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -125,7 +124,6 @@ DISK_FULL = Reply(
     private=True,
     refusal=True,
 )
-RESUME_ATTEMPTS = 10  # a melody taken over from a stopped process waits this many times for room
 RESTARTING = Reply(
     "I'm restarting for a moment and can't take this now. Please ask again in a minute.",
     private=True,
@@ -330,31 +328,22 @@ class BotCore:
         request = parse_request(generation.request["canonical"])
         title = f"#{generation.id} · {_short(request)}"
         finished = _stored_melody(generation) if generation.status == "done" else None
-        rendered: _Rendered | None = None
-        for _attempt in range(RESUME_ATTEMPTS):
-            try:
-                if finished is not None:
-                    rendered = await self.pool.run(self._render, finished, title)
-                    rendered.midi = generation.midi or rendered.midi
-                else:
-                    rendered = await self.pool.run(self._compose_and_render, request, title)
-                break
-            except QueueFull as busy:  # other users first: wait for room, then try again
-                await asyncio.sleep(busy.wait_estimate_s)
-            except ShuttingDown:
-                return None
-            except Exception as error:
-                log.exception("melody #%d could not be finished", generation.id)
-                await self._give_back(generation, f"{type(error).__name__}: {error}")
-                return Reply(
-                    f"{sorry} could not finish it. It does not count against your quota; "
-                    "please ask again."
+        try:
+            if finished is not None:
+                rendered = await self.pool.run(self._render, finished, title, admitted=True)
+                rendered.midi = generation.midi or rendered.midi
+            else:
+                rendered = await self.pool.run(
+                    self._compose_and_render, request, title, admitted=True
                 )
-        if rendered is None:
-            await self._give_back(generation, "queue full after a restart")
+        except ShuttingDown:
+            return None
+        except Exception as error:
+            log.exception("melody #%d could not be finished", generation.id)
+            await self.give_back(generation, f"{type(error).__name__}: {error}")
             return Reply(
-                f"{sorry} am too busy to finish it now. It does not count against your quota; "
-                "please ask again in a minute."
+                f"{sorry} could not finish it. It does not count against your quota; "
+                "please ask again."
             )
         if finished is None:
             await self._store(generation.id, rendered)
@@ -362,7 +351,7 @@ class BotCore:
         note = f"{name}: I was restarted while composing this one for you; here it is.\n"
         return replace(reply, text=note + reply.text, composed=True)
 
-    async def _give_back(self, generation: Generation, why: str) -> None:
+    async def give_back(self, generation: Generation, why: str) -> None:
         """A melody that will never reach its user: failed, its slot free, pending or not."""
         if generation.status == "done":
             await self.repo.release_undelivered(generation.id, why)

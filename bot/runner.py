@@ -54,6 +54,7 @@ class TelegramFrontEnd:
 
         self.application = build_application(app)
         self.gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.started = asyncio.Event()
 
     async def start(self) -> None:
         from telegram.error import InvalidToken
@@ -72,6 +73,7 @@ class TelegramFrontEnd:
         await self.application.start()
         await replay_inbox(self.application)
         await self.application.updater.start_polling(timeout=20, poll_interval=0.0)
+        self.started.set()
         log.info("telegram: polling as @%s", self.application.bot.username)
 
     async def stop_intake(self) -> None:
@@ -82,6 +84,7 @@ class TelegramFrontEnd:
     async def send_to(self, address: str, reply: Reply) -> None:
         from bot.telegram_bot import send_reply
 
+        await self.started.wait()
         await send_reply(self.application.bot, address, reply)
 
     async def stop(self) -> None:
@@ -195,10 +198,12 @@ async def run_bots(
     )
     failure: str | None = None
     try:
+        # Housekeeping first: melodies a stopped process left go to the pool ahead of anyone
+        # who asks once the front-ends listen (they are sent once the front-ends are up).
+        await housekeeping.start()
         for front_end in front_ends:
             await front_end.start()
         await heartbeat.start()
-        await housekeeping.start()
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait(
             [stopping, *(f.gone for f in front_ends)], return_when=asyncio.FIRST_COMPLETED

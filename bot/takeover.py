@@ -13,12 +13,14 @@ back instead.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from bot.app import App
 from bot.replies import Reply
 from bot.scratch import is_alive
+from storage import Generation
 
 log = logging.getLogger("melodybot")
 SendTo = Callable[[str, Reply], Awaitable[None]]  # (reply address, reply)
@@ -26,35 +28,35 @@ GIVEN_BACK = "abandoned: the bot stopped before the melody was finished"
 
 
 async def take_over_interrupted(app: App, platform: str, send_to: SendTo | None) -> int:
-    """Finish and send the pending melodies of this platform's stopped processes; returns how
-    many were delivered. Each failure is logged and its slot given back; none stops the rest."""
+    """Finish and send the unsent melodies of this platform's stopped processes; returns how
+    many were delivered. They are all handed to the pool at once, ahead of anyone who asks from
+    now on (their users have waited longest). Each failure is logged and its slot given back;
+    none stops the rest."""
     owners = await app.repo.unsent_owners(platform)
     gone = sorted(owner for owner in owners if not is_alive(app.scratch.root, owner))
-    delivered = 0
+    taken = []
     for owner in gone:
-        taken = await app.repo.take_over(platform, owner, app.scratch.name)
-        if taken:
-            log.warning(
-                "%s: taking over %d melodies a stopped process left unfinished",
-                platform,
-                len(taken),
-            )
-        for generation in taken:
-            if send_to is None or generation.reply_address is None:
-                await app.repo.fail_generation(generation.id, GIVEN_BACK)  # if pending
-                await app.repo.release_undelivered(generation.id, GIVEN_BACK)  # if finished
-                continue
-            reply = await app.core.finish_interrupted(generation)
-            if reply is None:  # this process is stopping too: the next one takes over
-                return delivered
-            try:
-                await send_to(generation.reply_address, reply)
-            except Exception as error:
-                log.warning(
-                    "melody #%d could not be sent after a restart: %s", generation.id, error
-                )
-                await app.core.undelivered(reply, f"{type(error).__name__} after a restart")
-                continue
-            await app.core.delivered(reply)
-            delivered += reply.composed
-    return delivered
+        taken += await app.repo.take_over(platform, owner, app.scratch.name)
+    if taken:
+        log.warning(
+            "%s: taking over %d melodies a stopped process left unsent", platform, len(taken)
+        )
+    sent = await asyncio.gather(*(_finish_and_send(app, g, send_to) for g in taken))
+    return sum(sent)
+
+
+async def _finish_and_send(app: App, generation: Generation, send_to: SendTo | None) -> bool:
+    if send_to is None or generation.reply_address is None:
+        await app.core.give_back(generation, GIVEN_BACK)
+        return False
+    reply = await app.core.finish_interrupted(generation)
+    if reply is None:  # this process is stopping too: the next one takes over
+        return False
+    try:
+        await send_to(generation.reply_address, reply)
+    except Exception as error:
+        log.warning("melody #%d could not be sent after a restart: %s", generation.id, error)
+        await app.core.undelivered(reply, f"{type(error).__name__} after a restart")
+        return False
+    await app.core.delivered(reply)
+    return reply.composed

@@ -62,12 +62,14 @@ class WorkerPool:
         ahead = self._admitted if position is None else position
         return math.ceil(ahead / self.workers + 1) * self.typical_job_seconds()
 
-    async def run(self, function: Callable[..., T], *args: object) -> T:
+    async def run(self, function: Callable[..., T], *args: object, admitted: bool = False) -> T:
         """Run ``function(*args)`` on a worker thread; raises QueueFull when too many wait and
-        ShuttingDown when the pool stops before the job starts."""
+        ShuttingDown when the pool stops before the job starts. An ``admitted`` job was let in
+        before (a melody a stopped process left): it never meets a full queue, or its user,
+        who has waited longest, would wait behind everyone who came after."""
         if self._closed:
             raise ShuttingDown()
-        if self.is_full():
+        if self.is_full() and not admitted:
             raise QueueFull(self.wait_estimate_s())
         self._admitted += 1
         self._idle.clear()

@@ -50,7 +50,8 @@ async def test_melody_arrives_as_midi_photo_and_audio(telegram):
     assert image.format == "PNG" and image.width >= 1000
     if audio_available()[0]:
         audio = (await fake.wait_for("sendAudio"))[0]
-        assert audio.files["audio"][:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")
+        mp3 = audio.files["audio"]
+        assert mp3[:3] == b"ID3" or mp3[:2] in (b"\xff\xfb", b"\xff\xf3")  # a tag or a frame
     text = (await fake.wait_for("sendMessage"))[0].fields["text"]
     assert text.startswith("#1 · key C") and "!again 1" in text
     assert fake.sent("sendChatAction"), "a 'sending file…' indicator while composing"

@@ -33,6 +33,20 @@ async def test_a_full_queue_is_refused_at_once_with_an_estimate():
     await asyncio.gather(first, second)
 
 
+async def test_a_melody_admitted_before_a_restart_never_meets_a_full_queue():
+    pool = WorkerPool(workers=1, queue_size=1)
+    release = threading.Event()
+    busy = [asyncio.create_task(pool.run(release.wait)) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    assert pool.is_full()
+    taken_over = asyncio.create_task(pool.run(lambda: "sent", admitted=True))
+    with pytest.raises(QueueFull):
+        await pool.run(lambda: None)  # a newcomer is told to come back
+    release.set()
+    assert await taken_over == "sent"
+    await asyncio.gather(*busy)
+
+
 async def test_drain_waits_for_work_in_flight_but_not_forever():
     pool = WorkerPool(workers=1, queue_size=1)
     task = asyncio.create_task(pool.run(time.sleep, 0.2))
