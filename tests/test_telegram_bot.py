@@ -18,19 +18,23 @@ from tests.fakes.telegram_api import FakeTelegram
 ADMIN = 99
 
 
-@pytest.fixture
-async def telegram(tmp_path, tiny_model_dir):
-    fake = FakeTelegram(admins={ADMIN})
-    await fake.start()
-    settings = Settings(
+def _settings_for(fake: FakeTelegram, tmp_path, tiny_model_dir, **values) -> Settings:
+    return Settings(
         _env_file=None,
         data_dir=tmp_path,
         model_dir=tiny_model_dir,
         telegram_token="123456:TEST-TOKEN",
         telegram_base_url=fake.base_url,
         cooldown_s=0,
+        **values,
     )
-    app = await open_app(settings)
+
+
+@pytest.fixture
+async def telegram(tmp_path, tiny_model_dir):
+    fake = FakeTelegram(admins={ADMIN})
+    await fake.start()
+    app = await open_app(_settings_for(fake, tmp_path, tiny_model_dir))
     front_end = TelegramFrontEnd(app)
     await front_end.start()
     yield fake, app
@@ -183,15 +187,7 @@ async def test_a_message_a_killed_process_received_is_answered_by_the_next_once(
 
     fake = FakeTelegram()
     await fake.start()
-    settings = Settings(
-        _env_file=None,
-        data_dir=tmp_path,
-        model_dir=tiny_model_dir,
-        telegram_token="123456:TEST-TOKEN",
-        telegram_base_url=fake.base_url,
-        cooldown_s=0,
-        audio=False,
-    )
+    settings = _settings_for(fake, tmp_path, tiny_model_dir, audio=False)
     app = await open_app(settings)
     for update_id, text in ((501, "/melody C4 D4 E4 seed=3 bars=2"), (502, "/melody G4 A4 bars=2")):
         message = {
