@@ -14,6 +14,7 @@ from bot.app import open_app
 from bot.config import Settings
 from bot.runner import DiscordFrontEnd
 from tests.fakes.discord_api import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord
+from tests.polling import delivered_melody, eventually, failed_melody
 
 
 def _settings_for(fake: FakeDiscord, monkeypatch, **values) -> Settings:
@@ -200,12 +201,8 @@ async def test_a_melody_discord_will_not_deliver_gives_its_quota_slot_back(disco
     fake, app = discord_bot
     fake.refuse[f"/channels/{CHANNEL_ID}/messages"] = 403
     await fake.send_message("!melody C4 D4 E4 seed=6 bars=2")
-    for _ in range(400):
-        generation = await app.repo.get_generation(1)
-        if generation is not None and generation.status == "failed":
-            break
-        await asyncio.sleep(0.05)
-    assert generation.status == "failed" and "not delivered" in generation.error
+    generation = await eventually(lambda: failed_melody(app.repo, 1))
+    assert "not delivered" in generation.error
     with sqlite3.connect(app.settings.database) as db:  # the slot is free again
         assert db.execute("SELECT counts FROM usage WHERE generation_id = 1").fetchone() == (0,)
 
@@ -279,11 +276,7 @@ async def test_a_delivered_melody_is_marked_so_no_one_sends_it_again(discord_bot
     fake, app = discord_bot
     await fake.send_message("!melody C4 D4 E4 seed=2 bars=2")
     await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages")
-    for _ in range(100):
-        generation = await app.repo.get_generation(1)
-        if generation.delivered_at is not None:
-            break
-        await asyncio.sleep(0.05)
-    assert generation.owner == app.core.owner and generation.delivered_at is not None
+    generation = await eventually(lambda: delivered_melody(app.repo, 1))
+    assert generation.owner == app.core.owner
     assert generation.reply_address == CHANNEL_ID
     assert await app.repo.unsent_owners("discord") == set()

@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.runner import TelegramFrontEnd
 from generator.render import audio_available
 from tests.fakes.telegram_api import FakeTelegram
+from tests.polling import delivered_melody, eventually, failed_melody
 
 ADMIN = 99
 
@@ -139,12 +140,8 @@ async def test_a_melody_telegram_will_not_deliver_gives_its_quota_slot_back(tele
     fake, app = telegram
     fake.failing["sendDocument"] = (403, "Forbidden: bot was blocked by the user")
     fake.send_text("/melody C4 D4 E4 seed=7 bars=2")
-    for _ in range(400):
-        generation = await app.repo.get_generation(1)
-        if generation is not None and generation.status == "failed":
-            break
-        await asyncio.sleep(0.05)
-    assert generation.status == "failed" and "not delivered" in generation.error
+    generation = await eventually(lambda: failed_melody(app.repo, 1))
+    assert "not delivered" in generation.error
     with sqlite3.connect(app.settings.database) as db:
         assert db.execute("SELECT counts FROM usage WHERE generation_id = 1").fetchone() == (0,)
 
@@ -168,13 +165,12 @@ async def test_passing_faults_of_telegram_cost_no_melody(telegram):
         assert db.execute("SELECT counts FROM usage WHERE generation_id = 1").fetchone() == (1,)
 
 
-async def _wait_for_text(fake: FakeTelegram, part: str, rounds: int = 400) -> list[str]:
-    for _ in range(rounds):
-        texts = [c.fields["text"] for c in fake.sent("sendMessage") if c.ok]
-        if any(part in text for text in texts):
-            return texts
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no message with {part!r}")
+async def _wait_for_text(fake: FakeTelegram, part: str) -> list[str]:
+    def texts() -> list[str]:
+        sent = [c.fields["text"] for c in fake.sent("sendMessage") if c.ok]
+        return sent if any(part in text for text in sent) else []
+
+    return await eventually(texts)
 
 
 async def test_a_message_a_killed_process_received_is_answered_by_the_next_once(
@@ -213,11 +209,7 @@ async def test_a_message_a_killed_process_received_is_answered_by_the_next_once(
     await front_end.start()
     try:
         (midi,) = await fake.wait_for("sendDocument")
-        for _ in range(100):
-            if not await app.repo.inbox("telegram"):
-                break
-            await asyncio.sleep(0.05)
-        assert await app.repo.inbox("telegram") == []
+        await eventually(lambda: _inbox_empty(app))
         await asyncio.sleep(0.5)
         assert len(fake.sent("sendDocument")) == 1  # 502 made no second melody
     finally:
@@ -234,13 +226,13 @@ async def test_every_update_is_in_the_inbox_until_handled(telegram):
     fake, app = telegram
     fake.send_text("/melody C4 D4 E4 seed=2 bars=2")
     await fake.wait_for("sendDocument")
-    for _ in range(100):
-        if not await app.repo.inbox("telegram"):
-            break
-        await asyncio.sleep(0.05)
-    assert await app.repo.inbox("telegram") == []
-    generation = await app.repo.get_generation(1)
-    assert generation.source == "telegram:update:1" and generation.delivered_at is not None
+    await eventually(lambda: _inbox_empty(app))
+    generation = await eventually(lambda: delivered_melody(app.repo, 1))
+    assert generation.source == "telegram:update:1"
+
+
+async def _inbox_empty(app) -> bool:
+    return await app.repo.inbox("telegram") == []
 
 
 def test_a_score_too_tall_for_a_telegram_photo_goes_as_a_file():

@@ -1,0 +1,36 @@
+"""Waiting in a test for what a bot does in its own time (a reply sent, a row updated)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+async def eventually(probe: Callable[[], Any], *, timeout_s: float = 20.0) -> Any:
+    """The first truthy value of ``probe()`` (a function or a coroutine function), asked every
+    50 ms; the test fails if none comes within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not so after {timeout_s:g} s: {probe}")
+        await asyncio.sleep(0.05)
+
+
+async def failed_melody(repo, melody_id: int):
+    """The melody once it has failed (e.g. the platform would not take it), else None."""
+    generation = await repo.get_generation(melody_id)
+    return generation if generation is not None and generation.status == "failed" else None
+
+
+async def delivered_melody(repo, melody_id: int):
+    """The melody once the platform has taken it, else None."""
+    generation = await repo.get_generation(melody_id)
+    return generation if generation is not None and generation.delivered_at is not None else None
