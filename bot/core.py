@@ -228,9 +228,7 @@ class BotCore:
             return
         try:
             await self.repo.mark_delivered(reply.melody_id)
-        except (
-            Exception
-        ) as error:  # the user has the melody; only a re-send after a crash is at stake
+        except Exception as error:  # the user has the melody; at stake is a re-send after a crash
             log.warning("melody #%d: could not note its delivery: %s", reply.melody_id, error)
 
     async def undelivered(self, reply: Reply, why: str) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from functools import partial
 from typing import Protocol
 
 from bot.app import App, open_app
@@ -165,16 +166,6 @@ def _discord_failure(error: BaseException | None) -> str:
     return f"Discord's gateway connection is gone ({what})."
 
 
-def _taking_over(app: App, front_end: FrontEnd):
-    """A housekeeping round for one front-end: the melodies its platform's stopped processes
-    left unfinished, finished and sent."""
-
-    async def take_over() -> None:
-        await take_over_interrupted(app, front_end.name, front_end.send_to)
-
-    return take_over
-
-
 async def run_bots(
     settings: Settings, *, discord: bool, telegram: bool, stop: asyncio.Event | None = None
 ) -> None:
@@ -194,7 +185,8 @@ async def run_bots(
     housekeeping = Housekeeping(
         app.repo,
         settings,
-        [_taking_over(app, front_end) for front_end in front_ends],
+        # each round also finishes and sends what the platform's stopped processes left
+        [partial(take_over_interrupted, app, f.name, f.send_to) for f in front_ends],
     )
     failure: str | None = None
     try:

@@ -126,44 +126,47 @@ def true_peak_db(signal: np.ndarray) -> float:
     return 20 * np.log10(peak) if peak > 0 else float("-inf")
 
 
-def _limiter_gain(signal: np.ndarray, rate: float, ceiling: float) -> np.ndarray:
+def _block_peaks(signal: np.ndarray, block: int) -> np.ndarray:
+    """The true peak of each ``block`` samples (the last block padded with silence)."""
+    peaks = oversampled_peaks(signal).max(axis=0)
+    count = -(-len(peaks) // block)
+    return np.pad(peaks, (0, count * block - len(peaks))).reshape(count, block).max(axis=1)
+
+
+def _limiter_gain(block_peaks: np.ndarray, block: int, length: int, ceiling: float) -> np.ndarray:
     """Per sample, the gain that keeps the true peak under ``ceiling`` (linear): 1 except
     around the loud moments."""
-    block = max(1, int(LIMITER_BLOCK_S * rate))
-    count = -(-len(signal) // block)
-    peaks = oversampled_peaks(signal).max(axis=0)
-    padded = np.pad(peaks, (0, count * block - len(peaks)))
-    block_peaks = padded.reshape(count, block).max(axis=1)
     with np.errstate(divide="ignore"):
         needed = np.minimum(1.0, ceiling / np.maximum(block_peaks, 1e-12))
     # Each block's gain also respects its neighbours', so easing between block centres never
     # lets a sample through louder than its own block allows.
     around = np.minimum(needed, np.minimum(np.r_[needed[1:], 1.0], np.r_[1.0, needed[:-1]]))
-    centres = (np.arange(count) + 0.5) * block
-    return np.interp(np.arange(len(signal)), centres, around).astype(np.float32)
+    centres = (np.arange(len(needed)) + 0.5) * block
+    return np.interp(np.arange(length), centres, around).astype(np.float32)
 
 
 def normalise(signal: np.ndarray, rate: float) -> np.ndarray:
     """The signal (float32) at TARGET_LUFS with its true peak at most CEILING_DBTP.
 
-    The K-weighted signal is computed once: the limiter's gain changes slowly (10 ms blocks), so
-    the weighted signal times that gain is what the limited signal measures, within a tenth of
-    an LU (the tests check the result against ffmpeg's own meter)."""
+    The K-weighted signal and the peaks are computed once: a gain scales both, and the
+    limiter's gain changes slowly (10 ms blocks), so the weighted signal times that gain is what
+    the limited signal measures, within a tenth of an LU (the tests check the result against
+    ffmpeg's own meter)."""
     samples = np.asarray(signal, dtype=np.float32)
     weighted = k_weighted(samples, rate)
     loudness = gated_loudness(weighted, rate)
     if not np.isfinite(loudness):
         return samples
     ceiling = 10 ** (CEILING_DBTP / 20)
+    block = max(1, int(LIMITER_BLOCK_S * rate))
+    peaks = _block_peaks(samples, block)
     gain = np.float32(10 ** ((TARGET_LUFS - loudness) / 20))
-    out = samples * gain
     for _round in range(3):  # limiting takes a little loudness away: give it back
-        limiter = _limiter_gain(out, rate, ceiling)
+        limiter = _limiter_gain(peaks * gain, block, len(samples), ceiling)
         if limiter.min() >= 1.0:
-            return out
+            return samples * gain
         shortfall = TARGET_LUFS - gated_loudness(weighted * gain * limiter, rate)
         if shortfall < 0.1:
-            return out * limiter
+            return samples * gain * limiter
         gain *= np.float32(10 ** (shortfall / 20))
-        out = samples * gain
-    return out * _limiter_gain(out, rate, ceiling)
+    return samples * gain * _limiter_gain(peaks * gain, block, len(samples), ceiling)
