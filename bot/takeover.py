@@ -21,10 +21,10 @@ from bot.app import App
 from bot.replies import Reply
 from bot.scratch import is_alive
 from storage import Generation
+from storage.repository import ABANDONED
 
 log = logging.getLogger("melodybot")
 SendTo = Callable[[str, Reply], Awaitable[None]]  # (reply address, reply)
-GIVEN_BACK = "abandoned: the bot stopped before the melody was finished"
 
 
 async def take_over_interrupted(app: App, platform: str, send_to: SendTo | None) -> int:
@@ -47,7 +47,7 @@ async def take_over_interrupted(app: App, platform: str, send_to: SendTo | None)
 
 async def _finish_and_send(app: App, generation: Generation, send_to: SendTo | None) -> bool:
     if send_to is None or generation.reply_address is None:
-        await app.core.give_back(generation, GIVEN_BACK)
+        await app.core.give_back(generation, ABANDONED)
         return False
     reply = await app.core.finish_interrupted(generation)
     if reply is None:  # this process is stopping too: the next one takes over

@@ -65,6 +65,7 @@ Record = TypeVar("Record", User, Generation, Ban, AuditEntry)
 
 
 INBOX_MAX_AGE_S = 86_400.0
+ABANDONED = "abandoned: the bot stopped before the melody was finished"  # why such a melody failed
 # A melody a process took on and has not yet handed to its platform (what a killed one leaves).
 _UNSENT = "owner IS NOT NULL AND delivered_at IS NULL AND status <> 'failed'"
 
@@ -594,7 +595,7 @@ class Repository:
         return await self._fail(
             "status = 'pending' AND created_at < ?",
             (now - older_than_s,),
-            "abandoned: the bot stopped before the melody was finished",
+            ABANDONED,
             now,
         )
 
