@@ -11,7 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # System tools for score pictures and audio previews (their own layer: changes rarely).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        musescore3 libfluidsynth3 fluid-soundfont-gm fonts-dejavu-core libcairo2 \
+        musescore3 libfluidsynth3 fluid-soundfont-gm libopus0 fonts-dejavu-core libcairo2 \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin melodybot

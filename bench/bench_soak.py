@@ -147,8 +147,11 @@ class Chats:
                         if pattern.search(text):
                             return "refused", reason
                 is_midi = call.files.get("document", b"")[:4] == b"MThd"
-                if call.method == "sendDocument" and is_midi and head is not None:
-                    return "delivered", head
+                if call.method == "sendDocument" and is_midi:
+                    if match := MELODY_HEAD.match(call.fields.get("caption", "")):
+                        head = match[1]  # the melody's text rides on its file
+                    if head is not None:
+                        return "delivered", head
             await asyncio.sleep(0.05)
         return "lost", None
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from bot.config import Settings
 from bot.core import BotCore
 from bot.housekeeping import Housekeeping
+from bot.jobs import COMPOSE, WorkerSetup
 from bot.scratch import Scratch
 from bot.workers import WorkerPool
 from generator.engine import MelodyEngine
-from generator.render import audio_available, available_png_renderers
+from generator.render import RenderSettings, audio_available, available_png_renderers
 from storage import Limits, Repository
 
 log = logging.getLogger("melodybot")
@@ -32,7 +33,7 @@ class App:
         """Take no new commands, cancel melodies still waiting for a worker (each user is told
         and gets the slot back), and let the ones being composed finish, within a bound."""
         self.core.stopping = True
-        finished = await self.pool.drain(DRAIN_TIMEOUT_S)
+        finished = await self.pool.drain(DRAIN_TIMEOUT_S, cancel=[COMPOSE])
         if not finished:
             log.warning("stopped with melodies still in flight after %.0f s", DRAIN_TIMEOUT_S)
 
@@ -54,10 +55,19 @@ async def open_app(settings: Settings) -> App:
     )
     repo = await Repository.open(settings.database, defaults=defaults)
     await Housekeeping(repo, settings).run_once()  # what a crash or a long stop left behind
-    pool = WorkerPool(settings.workers, settings.queue_size)
-    audio_ready, reason = audio_available()
+    scratch = Scratch(settings.data_dir / "tmp")
+    render = RenderSettings(
+        renderer=settings.renderer,
+        timeout_s=settings.render_timeout_s,
+        gm_program=settings.audio_program,
+        scratch_dir=scratch.path,
+    )
+    audio_ready, reason = audio_available(render)
     if settings.audio and not audio_ready:
         log.warning("audio previews are off: %s", reason)
+    voice_ready, why_not = audio_available(render, "voice")
+    if settings.audio and audio_ready and not voice_ready:
+        log.warning("voice notes are off, MP3 previews go everywhere: %s", why_not)
     renderers = available_png_renderers()
     if not renderers:
         log.warning("score pictures are off: neither MuseScore nor verovio is available")
@@ -68,14 +78,20 @@ async def open_app(settings: Settings) -> App:
         ", ".join(renderers) or "none",
         settings.database,
     )
-    scratch = Scratch(settings.data_dir / "tmp")
+    audio = settings.audio and audio_ready
+    pool = WorkerPool(
+        settings.workers,
+        settings.queue_size,
+        setup=("bot.jobs:setup", WorkerSetup(settings.model_dir, render, audio)),
+    )
     core = BotCore(
         engine,
         repo,
         settings,
         pool,
-        audio_enabled=audio_ready,
-        scratch_dir=scratch.path,
+        audio_enabled=audio,
+        voice_enabled=audio and voice_ready,
         owner=scratch.name,
     )
+    await pool.start()  # the workers load the model now, not in the first user's melody
     return App(settings, engine, repo, pool, core, scratch)

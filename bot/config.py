@@ -5,6 +5,7 @@ Tokens are ``SecretStr``: they never show in a repr, a log line or an error mess
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -60,7 +61,8 @@ class Settings(BaseSettings):
     keep_days: int | None = Field(None, ge=1)
     housekeeping_every_s: float = Field(300.0, gt=0)
 
-    workers: int = Field(2, ge=1, le=32)
+    # worker processes: one per core, so every core composes and renders
+    workers: int = Field(default_factory=lambda: min(os.cpu_count() or 2, 32), ge=1, le=32)
     queue_size: int = Field(20, ge=1)
     health_port: int | None = None
     heartbeat_file: Path | None = None

@@ -14,6 +14,7 @@ from typing import TextIO
 
 from bot.app import App
 from bot.core import Incoming
+from bot.replies import Attachment
 from bot.takeover import take_over_interrupted
 
 PLATFORM = "console"
@@ -63,10 +64,21 @@ async def run_console(
             continue
         print(reply.text, file=out)
         for attachment in reply.attachments:
-            files_dir.mkdir(parents=True, exist_ok=True)
-            path = files_dir / attachment.filename
-            path.write_bytes(attachment.data)
-            print(f"  {attachment.kind}: {path}", file=out)
+            _save(attachment, files_dir, out)
         out.flush()
         await app.core.delivered(reply)
+        if reply.follow_ups is not None:
+            async for _part, made in reply.follow_ups:
+                if isinstance(made, str):
+                    print(made, file=out)
+                else:
+                    _save(made, files_dir, out)
+                out.flush()
     return handled
+
+
+def _save(attachment: Attachment, files_dir: Path, out: TextIO) -> None:
+    files_dir.mkdir(parents=True, exist_ok=True)
+    path = files_dir / attachment.filename
+    path.write_bytes(attachment.data)
+    print(f"  {attachment.kind}: {path}", file=out)

@@ -8,28 +8,22 @@ Nothing a user types raises out of :meth:`BotCore.handle`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 from bot.commands import SPECS, CommandError, parse_command
 from bot.config import Settings
-from bot.replies import Attachment, Reply
-from bot.workers import QueueFull, ShuttingDown, WorkerPool
+from bot.jobs import COMPOSE, DRAW, PLAY, Composed
+from bot.replies import Attachment, FollowUp, FollowUps, Reply
+from bot.workers import Admission, JobKind, QueueFull, ShuttingDown, WorkerPool
 from generator.engine import Melody, MelodyEngine
 from generator.keys import parse_key
-from generator.render import (
-    AUDIO_MIME,
-    AUDIO_SUFFIX,
-    RenderError,
-    RenderSettings,
-    render_audio,
-    render_png,
-)
+from generator.render import AUDIO_MIME, AUDIO_SUFFIX, VOICE_MIME, VOICE_SUFFIX
 from generator.request import EXAMPLE, OPTION_HELP, MelodyRequest, RequestError, parse_request
 from storage import (
     AlreadyReceived,
@@ -76,6 +70,8 @@ class Incoming:
     reply_address: str | None = None
     # The platform's id of this very message, so that seeing it twice makes one melody.
     source: str | None = None
+    # The preview the platform plays best: "mp3", or "voice" for an OGG/Opus voice note.
+    audio_format: str = "mp3"
 
     def __post_init__(self) -> None:
         # A lone surrogate (which some clients send) can't be stored, logged or sent back as
@@ -85,15 +81,6 @@ class Incoming:
             clean = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
             if clean != value:
                 object.__setattr__(self, name, clean)
-
-
-@dataclass
-class _Rendered:
-    melody: Melody
-    midi: bytes
-    png: bytes | None = None
-    audio: bytes | None = None
-    problems: list[str] = field(default_factory=list)
 
 
 REFUSALS_PER_MINUTE = 3  # error and refusal replies one user gets in one chat
@@ -143,7 +130,7 @@ class BotCore:
         pool: WorkerPool,
         *,
         audio_enabled: bool = True,
-        scratch_dir: Path | None = None,
+        voice_enabled: bool = True,
         owner: str | None = None,
     ):
         self.engine = engine
@@ -153,13 +140,8 @@ class BotCore:
         self.pool = pool
         self.stopping = False  # set on shutdown: new commands are told to come back shortly
         self._refusals = RateLimit(REFUSALS_PER_MINUTE, 60.0)
-        self.render_settings = RenderSettings(
-            renderer=settings.renderer,
-            timeout_s=settings.render_timeout_s,
-            gm_program=settings.audio_program,
-            scratch_dir=scratch_dir,
-        )
         self.audio_enabled = audio_enabled and settings.audio
+        self.voice_enabled = voice_enabled and self.audio_enabled  # else MP3 for everyone
         self.prefixes = tuple(dict.fromkeys((settings.prefix, "/")))
 
     # entry point ---------------------------------------------------------------------------
@@ -277,11 +259,53 @@ class BotCore:
             )
         prepared = self.engine.prepare(request)  # range and key errors before anything is stored
         request = request.with_options(rng_seed=prepared.rng_seed)
-        if self.pool.is_full():
-            return self._busy_reply(self.pool.wait_estimate_s())
+        place = self._place()
+        if isinstance(place, Reply):
+            return place
+        try:
+            generation_id = await self._reserve(message, typed, request)
+        except BaseException:
+            place.release()
+            raise
+        if not isinstance(generation_id, int):  # a refusal, or a message seen before
+            place.release()
+            return generation_id
+        await _work_started(on_work_started)
+        try:
+            composed: Composed = await self.pool.run(COMPOSE, request)
+            await self._store(generation_id, composed)
+        except BaseException as error:
+            place.release()
+            why = (
+                "the bot stopped before composing it"
+                if isinstance(error, ShuttingDown | asyncio.CancelledError)
+                else f"{type(error).__name__}: {error}"
+            )
+            await self.repo.fail_generation(generation_id, why)
+            if isinstance(error, ShuttingDown):
+                return RESTARTING
+            raise
+        reply = self._melody_reply(generation_id, composed, place, message.audio_format)
+        return replace(reply, composed=True)
+
+    def _place(self, *, admitted: bool = False) -> Admission | Reply:
+        """A place in the worker pool for one melody, or the reply that says why there is none."""
+        try:
+            return self.pool.admit(admitted=admitted)
+        except QueueFull as busy:
+            return self._busy_reply(busy.wait_estimate_s)
+        except ShuttingDown:
+            return RESTARTING
+
+    async def _reserve(
+        self, message: Incoming, typed: str, request: MelodyRequest
+    ) -> int | Reply | None:
+        """The new melody's number once every limit allows it, the refusal's reply if one does
+        not, or None for a message seen before (replayed after a crash: its melody is on its
+        way already)."""
         user = await self._user(message)
         try:
-            generation_id = await self.repo.reserve_generation(
+            return await self.repo.reserve_generation(
                 user,
                 message.platform,
                 message.chat_id,
@@ -289,32 +313,19 @@ class BotCore:
                 request.to_dict() | {"canonical": request.describe()},
                 self.engine.name,
                 self.engine.version,
-                prepared.rng_seed,
+                request.rng_seed,
                 owner=self.owner,
                 reply_address=message.reply_address,
                 source=message.source,
             )
-        except AlreadyReceived:  # replayed after a crash: its melody is on its way already
+        except AlreadyReceived:
             return None
         except Refusal as refusal:
             return self._refusal_reply(refusal)
-        await _work_started(on_work_started)
-        title = f"#{generation_id} · {_short(request)}"
-        try:
-            rendered = await self.pool.run(self._compose_and_render, request, title)
-        except QueueFull as busy:
-            await self.repo.fail_generation(generation_id, "queue full")
-            return self._busy_reply(busy.wait_estimate_s)
-        except ShuttingDown:
-            await self.repo.fail_generation(generation_id, "the bot stopped before composing it")
-            return RESTARTING
-        except Exception as error:
-            await self.repo.fail_generation(generation_id, f"{type(error).__name__}: {error}")
-            raise
-        await self._store(generation_id, rendered)
-        return replace(self._melody_reply(generation_id, rendered), composed=True)
 
-    async def finish_interrupted(self, generation: Generation) -> Reply | None:
+    async def finish_interrupted(
+        self, generation: Generation, audio_format: str = "mp3"
+    ) -> Reply | None:
         """A melody a stopped process began and never sent, made ready to send: composed again
         from its request and seed (the very melody that process would have sent) and stored, or,
         if it was finished, drawn again from its stored steps. If it cannot be made, its slot goes
@@ -324,28 +335,31 @@ class BotCore:
         name = user.display_name if user is not None else "you"
         sorry = f"{name}: I was restarted while composing melody #{generation.id} for you and"
         request = parse_request(generation.request["canonical"])
-        title = f"#{generation.id} · {_short(request)}"
         finished = _stored_melody(generation) if generation.status == "done" else None
+        place = self._place(admitted=True)
+        if isinstance(place, Reply):  # this process is stopping too
+            return None
         try:
             if finished is not None:
-                rendered = await self.pool.run(self._render, finished, title, admitted=True)
-                rendered.midi = generation.midi or rendered.midi
+                composed = Composed(finished, generation.midi or finished.to_midi())
             else:
-                rendered = await self.pool.run(
-                    self._compose_and_render, request, title, admitted=True
-                )
+                composed = await self.pool.run(COMPOSE, request)
+                await self._store(generation.id, composed)
         except ShuttingDown:
+            place.release()
             return None
         except Exception as error:
+            place.release()
             log.exception("melody #%d could not be finished", generation.id)
             await self.give_back(generation, f"{type(error).__name__}: {error}")
             return Reply(
                 f"{sorry} could not finish it. It does not count against your quota; "
                 "please ask again."
             )
-        if finished is None:
-            await self._store(generation.id, rendered)
-        reply = self._melody_reply(generation.id, rendered)
+        except BaseException:
+            place.release()
+            raise
+        reply = self._melody_reply(generation.id, composed, place, audio_format)
         note = f"{name}: I was restarted while composing this one for you; here it is.\n"
         return replace(reply, text=note + reply.text, composed=True)
 
@@ -356,61 +370,78 @@ class BotCore:
         else:
             await self.repo.fail_generation(generation.id, why)
 
-    async def _store(self, generation_id: int, rendered: _Rendered) -> None:
-        melody = rendered.melody
+    async def _store(self, generation_id: int, composed: Composed) -> None:
+        melody = composed.melody
         await self.repo.complete_generation(
             generation_id,
-            rendered.midi,
+            composed.midi,
             melody.key_label,
             melody.steps,
             tokens=" ".join(melody.tokens),
             pickup=melody.pickup,
         )
 
-    def _compose_and_render(self, request: MelodyRequest, title: str) -> _Rendered:
-        """Runs on a worker thread: the model, then MIDI, score and audio."""
-        melody = self.engine.compose(request)
-        return self._render(melody, title)
-
-    def _render(self, melody: Melody, title: str) -> _Rendered:
-        rendered = _Rendered(melody, melody.to_midi())
-        try:
-            rendered.png = render_png(melody.to_musicxml(title), self.render_settings)
-        except RenderError as error:
-            log.warning("score not drawn for %s: %s", title, error)
-            rendered.problems.append(f"The score picture could not be drawn ({error})")
-        if self.audio_enabled:
-            try:
-                rendered.audio = render_audio(melody.performance(), self.render_settings)
-            except RenderError as error:
-                log.warning("no audio for %s: %s", title, error)
-                rendered.problems.append("The audio preview could not be made")
-        return rendered
-
-    def _melody_reply(self, generation_id: int, rendered: _Rendered) -> Reply:
-        melody = rendered.melody
+    def _melody_reply(
+        self, generation_id: int, composed: Composed, place: Admission, audio_format: str
+    ) -> Reply:
+        """The text and the MIDI, ready now; the picture and the audio follow as they are made
+        (their work starts here, before the reply is sent), and the melody's place in the pool
+        goes back once they are done."""
+        melody = composed.melody
         request = melody.request
         p = self.settings.prefix
-        lines = [
+        text = (
             f"#{generation_id} · key {melody.key_label} · {_bars_text(melody)} · "
-            f"temp {request.temperature:g} · seed {melody.rng_seed}",
+            f"temp {request.temperature:g} · seed {melody.rng_seed}\n"
             f"Redo: {p}again {generation_id} · vary: {p}again {generation_id} "
-            f"temp={min(2.0, request.temperature + 0.2):g} · share: {p}show {generation_id}",
-        ]
-        lines += [f"({problem}.)" for problem in rendered.problems]
+            f"temp={min(2.0, request.temperature + 0.2):g} · share: {p}show {generation_id}"
+        )
         stem = f"melody-{generation_id}"
-        files = [Attachment(f"{stem}.mid", rendered.midi, "midi", "audio/midi")]
-        if rendered.png is not None:
-            files.append(Attachment(f"{stem}.png", rendered.png, "png", "image/png"))
-        if rendered.audio is not None:
-            files.append(Attachment(f"{stem}{AUDIO_SUFFIX}", rendered.audio, "audio", AUDIO_MIME))
+        title = f"#{generation_id} · {_short(request)}"
+        picture = Attachment(f"{stem}.png", b"", "png", "image/png")
+        parts = [
+            self._follow_up(DRAW, (melody, title), picture, "The score picture could not be drawn")
+        ]
+        if self.audio_enabled:
+            voice = audio_format == "voice" and self.voice_enabled
+            audio_format = "voice" if voice else "mp3"
+            audio = Attachment(
+                f"{stem}{VOICE_SUFFIX if voice else AUDIO_SUFFIX}",
+                b"",
+                "voice" if voice else "audio",
+                VOICE_MIME if voice else AUDIO_MIME,
+            )
+            failure = "The audio preview could not be made"
+            parts.append(self._follow_up(PLAY, (melody, audio_format), audio, failure))
         return Reply(
-            "\n".join(lines),
-            tuple(files),
+            text,
+            (Attachment(f"{stem}.mid", composed.midi, "midi", "audio/midi"),),
+            follow_ups=FollowUps(parts, place.release),
             melody_id=generation_id,
             temperature=request.temperature,
-            notes=tuple(rendered.problems),
         )
+
+    def _follow_up(
+        self, kind: JobKind, payload: object, blank: Attachment, failure: str
+    ) -> FollowUp:
+        """A part made on the pool: ``blank`` filled with the bytes made, or a line telling the
+        user why there are none."""
+
+        async def make() -> Attachment | str:
+            try:
+                made = await self.pool.run(kind, payload)
+            except ShuttingDown:
+                return f"({failure}: I am restarting.)"
+            except Exception as error:  # a crashed or hung worker: the melody is out already
+                log.warning("%s for %s failed: %s", kind.name, blank.filename, error)
+                return f"({failure}.)"
+            if isinstance(made, Exception):
+                log.warning("%s for %s failed: %s", kind.name, blank.filename, made)
+                detail = f" ({made})" if kind is DRAW else ""
+                return f"({failure}{detail}.)"
+            return replace(blank, data=made)
+
+        return FollowUp(blank.kind, asyncio.ensure_future(make()))
 
     def _stored_midi_reply(self, generation: Generation) -> Reply:
         request = parse_request(generation.request["canonical"])
@@ -485,18 +516,12 @@ class BotCore:
         melody = _stored_melody(generation)
         if melody is None:  # stored before melodies kept their steps: the MIDI is what there is
             return self._stored_midi_reply(generation)
-        if self.pool.is_full():
-            return self._busy_reply(self.pool.wait_estimate_s())
+        place = self._place()
+        if isinstance(place, Reply):
+            return place
         await _work_started(on_work_started)
-        title = f"#{generation.id} · {_short(melody.request)}"
-        try:
-            rendered = await self.pool.run(self._render, melody, title)
-        except QueueFull as busy:
-            return self._busy_reply(busy.wait_estimate_s)
-        except ShuttingDown:
-            return RESTARTING
-        rendered.midi = generation.midi or rendered.midi  # the very file first sent
-        return self._melody_reply(generation.id, rendered)
+        composed = Composed(melody, generation.midi or melody.to_midi())  # the very file sent
+        return self._melody_reply(generation.id, composed, place, message.audio_format)
 
     async def _cmd_history(self, message: Incoming, argument: str, on_work_started) -> Reply:
         count = _count(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Awaitable, Callable, Sequence
 
 import discord
 from discord import app_commands
@@ -18,7 +19,7 @@ from discord.ext import commands
 
 from bot.app import App
 from bot.core import Incoming
-from bot.replies import Reply
+from bot.replies import Attachment, Delivered, FollowUps, Reply
 from generator.form import REQUESTABLE_METERS
 from generator.ranges import MAX_TEMPERATURE, MIN_TEMPERATURE
 from generator.request import MAX_BARS
@@ -47,26 +48,53 @@ def is_moderator(member: discord.abc.User, moderator_role: str | None) -> bool:
     return moderator_role is not None and any(r.name == moderator_role for r in member.roles)
 
 
-def files_of(reply: Reply) -> list[discord.File]:
-    """The PNG first, so Discord shows the score inline above the MIDI and the audio."""
+def files_of(attachments: Sequence[Attachment]) -> list[discord.File]:
+    """The PNG first, so Discord shows the score inline above the audio and the MIDI."""
     order = {"png": 0, "audio": 1, "midi": 2}
-    attachments = sorted(reply.attachments, key=lambda a: order.get(a.kind, 3))
-    return [discord.File(io.BytesIO(a.data), filename=a.filename) for a in attachments]
+    ordered = sorted(attachments, key=lambda a: order.get(a.kind, 3))
+    return [discord.File(io.BytesIO(a.data), filename=a.filename) for a in ordered]
 
 
-async def send_melody_first(send, reply: Reply) -> None:
-    """Send the reply with all its files; if Discord refuses them (413: too large for this
-    server's upload limit), send the text and the MIDI alone, the melody itself, and say so."""
+# Sends a reply's first message; returns it (None when nothing is to be added to it later).
+Send = Callable[[str, list[discord.File]], Awaitable[discord.Message | None]]
+
+
+async def send_melody(send: Send, reply: Reply, on_delivered: Delivered) -> None:
+    """The text and the MIDI file (with the buttons) at once; the score picture and the audio
+    are added to that same message once both are made, with a line for any that could not be.
+    Raises only if the first message did not go out; ``on_delivered`` runs as soon as it did."""
     try:
-        await send(reply.text[:MAX_TEXT], files_of(reply))
+        message = await send(reply.text[:MAX_TEXT], files_of(reply.attachments))
+    except BaseException:
+        if reply.follow_ups is not None:
+            reply.follow_ups.cancel()
+        raise
+    await on_delivered()
+    if reply.follow_ups is not None and message is not None:
+        try:
+            await _add_follow_ups(message, reply, reply.follow_ups)
+        except Exception:  # the user has the melody; what follows it is a courtesy
+            log.exception("discord: the picture or audio for message %s failed", message.id)
+
+
+async def _add_follow_ups(message: discord.Message, reply: Reply, follow_ups: FollowUps) -> None:
+    made = await follow_ups.gather()
+    files = [part for part in made if isinstance(part, Attachment)]
+    notes = "".join(f"\n{part}" for part in made if isinstance(part, str))
+    if not files and not notes:
+        return
+    try:
+        await message.edit(
+            content=(reply.text + notes)[:MAX_TEXT],
+            attachments=[*message.attachments, *files_of(files)],
+        )
     except discord.HTTPException as refused:
-        midi = reply.attachment("midi")
-        if refused.status != 413 or midi is None or len(reply.attachments) == 1:
+        if refused.status != 413:
             raise
-        log.warning("discord refused the files (%s); sending the MIDI alone", refused)
+        # too large for this server's upload limit: the user keeps the text and the MIDI
+        log.warning("discord refused the picture and audio (%s)", refused)
         note = "\n(Discord would not take the score picture and audio here: too large.)"
-        only_midi = Reply(reply.text, (midi,))
-        await send((reply.text + note)[:MAX_TEXT], files_of(only_midi))
+        await message.edit(content=(reply.text + notes + note)[:MAX_TEXT])
 
 
 class MelodyButton(
@@ -176,24 +204,25 @@ class MelodyBot(commands.Bot):
             return
         try:
             view = buttons_for(reply) or discord.utils.MISSING
-            await send_melody_first(
-                lambda text, files: message.channel.send(text, files=files, view=view), reply
+            await send_melody(
+                lambda text, files: message.channel.send(text, files=files, view=view),
+                reply,
+                lambda: self.app.core.delivered(reply),
             )
         except discord.HTTPException as error:
             log.error("could not answer message %s: %s", message.id, error)
             await self.app.core.undelivered(reply, f"Discord answered {error.status}")
-        else:
-            await self.app.core.delivered(reply)
 
-    async def send_to(self, address: str, reply: Reply) -> None:
+    async def send_to(self, address: str, reply: Reply, on_delivered: Delivered) -> None:
         """Post a reply in a channel, not as an answer to a message (a melody finished after a
         restart, whose message or interaction this process never saw)."""
         await self.wait_until_ready()
         channel = self.get_channel(int(address)) or await self.fetch_channel(int(address))
         view = buttons_for(reply) or discord.utils.MISSING
-        await send_melody_first(
+        await send_melody(
             lambda text, files: channel.send(text, files=files, view=view),  # type: ignore[union-attr]
             reply,
+            on_delivered,
         )
 
     async def answer_interaction(self, interaction: discord.Interaction, text: str) -> None:
@@ -219,24 +248,20 @@ class MelodyBot(commands.Bot):
         if reply is None:
             reply = Reply("…")
         view = buttons_for(reply) or discord.utils.MISSING
+
+        async def respond(text: str, files: list[discord.File]) -> discord.Message | None:
+            if interaction.response.is_done():  # deferred ("thinking…") once work started
+                return await interaction.followup.send(text, files=files, view=view, wait=True)
+            await interaction.response.send_message(
+                text, files=files, view=view, ephemeral=reply.private
+            )
+            return None if reply.follow_ups is None else await interaction.original_response()
+
         try:
-            if interaction.response.is_done():
-                await send_melody_first(
-                    lambda text, files: interaction.followup.send(text, files=files, view=view),
-                    reply,
-                )
-            else:
-                await interaction.response.send_message(
-                    reply.text[:MAX_TEXT],
-                    files=files_of(reply),
-                    view=view,
-                    ephemeral=reply.private,
-                )
+            await send_melody(respond, reply, lambda: self.app.core.delivered(reply))
         except discord.HTTPException as error:  # e.g. 404: the interaction expired
             log.error("could not answer interaction %s: %s", interaction.id, error)
             await self.app.core.undelivered(reply, f"Discord answered {error.status}")
-        else:
-            await self.app.core.delivered(reply)
 
 
 @app_commands.command(name="melody", description="Compose a folk melody that continues your notes")

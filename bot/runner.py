@@ -22,7 +22,7 @@ from bot.app import App, open_app
 from bot.config import Settings
 from bot.health import Heartbeat
 from bot.housekeeping import Housekeeping
-from bot.replies import Reply
+from bot.replies import Delivered, Reply
 from bot.takeover import take_over_interrupted
 
 log = logging.getLogger("melodybot")
@@ -35,6 +35,7 @@ class FrontEndFailure(RuntimeError):
 
 class FrontEnd(Protocol):
     name: str
+    audio_format: str  # the audio preview the platform plays best (see Incoming.audio_format)
     gone: asyncio.Future[str]  # set, with what happened, once the platform connection is lost
 
     async def start(self) -> None: ...
@@ -43,12 +44,14 @@ class FrontEnd(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def send_to(self, address: str, reply: Reply) -> None:
-        """Send a reply to a stored address (what :class:`~bot.core.Incoming` carried)."""
+    async def send_to(self, address: str, reply: Reply, on_delivered: Delivered) -> None:
+        """Send a reply to a stored address (what :class:`~bot.core.Incoming` carried), and
+        its follow-ups after ``on_delivered``."""
 
 
 class TelegramFrontEnd:
     name = "telegram"
+    audio_format = "voice"  # Telegram plays OGG/Opus voice notes inline
 
     def __init__(self, app: App):
         from bot.telegram_bot import build_application
@@ -82,11 +85,11 @@ class TelegramFrontEnd:
         if self.application.updater.running:
             await self.application.updater.stop()
 
-    async def send_to(self, address: str, reply: Reply) -> None:
+    async def send_to(self, address: str, reply: Reply, on_delivered: Delivered) -> None:
         from bot.telegram_bot import send_reply
 
         await self.started.wait()
-        await send_reply(self.application.bot, address, reply)
+        await send_reply(self.application.bot, address, reply, on_delivered)
 
     async def stop(self) -> None:
         await self.stop_intake()
@@ -97,6 +100,7 @@ class TelegramFrontEnd:
 
 class DiscordFrontEnd:
     name = "discord"
+    audio_format = "mp3"
 
     def __init__(self, app: App):
         from bot.discord_bot import MelodyBot
@@ -131,8 +135,8 @@ class DiscordFrontEnd:
         """Discord cannot hold events back: they keep arriving and the core answers that the
         bot is restarting."""
 
-    async def send_to(self, address: str, reply: Reply) -> None:
-        await self.bot.send_to(address, reply)
+    async def send_to(self, address: str, reply: Reply, on_delivered: Delivered) -> None:
+        await self.bot.send_to(address, reply, on_delivered)
 
     async def stop(self) -> None:
         if not self.gone.done():
@@ -186,7 +190,10 @@ async def run_bots(
         app.repo,
         settings,
         # each round also finishes and sends what the platform's stopped processes left
-        [partial(take_over_interrupted, app, f.name, f.send_to) for f in front_ends],
+        [
+            partial(take_over_interrupted, app, f.name, f.send_to, f.audio_format)
+            for f in front_ends
+        ],
     )
     failure: str | None = None
     try:

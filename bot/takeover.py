@@ -18,16 +18,18 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bot.app import App
-from bot.replies import Reply
+from bot.replies import Delivered, Reply
 from bot.scratch import is_alive
 from storage import Generation
 from storage.repository import ABANDONED
 
 log = logging.getLogger("melodybot")
-SendTo = Callable[[str, Reply], Awaitable[None]]  # (reply address, reply)
+SendTo = Callable[[str, Reply, Delivered], Awaitable[None]]  # (reply address, reply, on sent)
 
 
-async def take_over_interrupted(app: App, platform: str, send_to: SendTo | None) -> int:
+async def take_over_interrupted(
+    app: App, platform: str, send_to: SendTo | None, audio_format: str = "mp3"
+) -> int:
     """Finish and send the unsent melodies of this platform's stopped processes; returns how
     many were delivered. They are all handed to the pool at once, ahead of anyone who asks from
     now on (their users have waited longest). Each failure is logged and its slot given back;
@@ -41,22 +43,31 @@ async def take_over_interrupted(app: App, platform: str, send_to: SendTo | None)
         log.warning(
             "%s: taking over %d melodies a stopped process left unsent", platform, len(taken)
         )
-    sent = await asyncio.gather(*(_finish_and_send(app, g, send_to) for g in taken))
+    sent = await asyncio.gather(*(_finish_and_send(app, g, send_to, audio_format) for g in taken))
     return sum(sent)
 
 
-async def _finish_and_send(app: App, generation: Generation, send_to: SendTo | None) -> bool:
+async def _finish_and_send(
+    app: App, generation: Generation, send_to: SendTo | None, audio_format: str
+) -> bool:
     if send_to is None or generation.reply_address is None:
         await app.core.give_back(generation, ABANDONED)
         return False
-    reply = await app.core.finish_interrupted(generation)
+    reply = await app.core.finish_interrupted(generation, audio_format)
     if reply is None:  # this process is stopping too: the next one takes over
         return False
+    delivered = False
+
+    async def on_delivered() -> None:
+        nonlocal delivered
+        delivered = True
+        await app.core.delivered(reply)
+
     try:
-        await send_to(generation.reply_address, reply)
+        await send_to(generation.reply_address, reply, on_delivered)
     except Exception as error:
         log.warning("melody #%d could not be sent after a restart: %s", generation.id, error)
-        await app.core.undelivered(reply, f"{type(error).__name__} after a restart")
-        return False
-    await app.core.delivered(reply)
+        if not delivered:
+            await app.core.undelivered(reply, f"{type(error).__name__} after a restart")
+            return False
     return reply.composed

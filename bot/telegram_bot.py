@@ -37,15 +37,17 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from bot.app import App
 from bot.commands import SPECS, CommandError
 from bot.core import Incoming
-from bot.replies import Reply
+from bot.replies import Delivered, FollowUps, Reply
 from storage import Repository
 
 log = logging.getLogger("melodybot.telegram")
 PLATFORM = "telegram"
 MAX_TEXT = 4096
+MAX_CAPTION = 1024
 PHOTO_MAX_BYTES = 10 * 2**20
 PHOTO_MAX_SIDES_PX = 10_000
 PHOTO_MAX_RATIO = 20
+CHAT_ACTION_AFTER_S = 0.5
 ADMIN_STATUSES = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 SEND_ATTEMPTS = 4  # about 7 s of waiting in all, well within a user's patience
 
@@ -162,6 +164,7 @@ def incoming_from(message: Message, update_id: int | None = None) -> Incoming:
         reply_to=reply_to,
         reply_address=address_of(message),
         source=None if update_id is None else f"{PLATFORM}:update:{update_id}",
+        audio_format="voice",  # Telegram plays OGG/Opus voice notes inline
     )
 
 
@@ -193,67 +196,132 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             ) from None
         return member.status in ADMIN_STATUSES
 
-    async def typing() -> None:
-        with contextlib.suppress(TelegramError):  # a courtesy; the melody goes out regardless
-            await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_DOCUMENT)
+    where = {"chat_id": message.chat_id, "message_thread_id": message.message_thread_id}
+    async with contextlib.AsyncExitStack() as composing:
 
-    reply = await app.core.handle(
-        incoming_from(message, update.update_id),
-        is_moderator=is_moderator,
-        on_work_started=typing,
-        bot_username=context.bot.username,
-    )
-    if reply is not None:
-        try:
-            await send_reply(context.bot, address_of(message), reply)
-        except Forbidden as error:  # the user blocked the bot: a choice of theirs, not a fault
-            log.info("telegram: chat %s does not take messages: %s", message.chat_id, error)
-            await app.core.undelivered(reply, f"Telegram: {error}")
-            return
-        except TelegramError as error:  # they got nothing
-            await app.core.undelivered(reply, f"Telegram: {error}")
-            raise
-        await app.core.delivered(reply)
+        async def typing() -> None:
+            action = ChatAction.UPLOAD_DOCUMENT
+            await composing.enter_async_context(chat_action_if_slow(context.bot, where, action))
+
+        reply = await app.core.handle(
+            incoming_from(message, update.update_id),
+            is_moderator=is_moderator,
+            on_work_started=typing,
+            bot_username=context.bot.username,
+        )
+    if reply is None:
+        return
+    try:
+        await send_reply(
+            context.bot, address_of(message), reply, on_delivered=lambda: app.core.delivered(reply)
+        )
+    except Forbidden as error:  # the user blocked the bot: a choice of theirs, not a fault
+        log.info("telegram: chat %s does not take messages: %s", message.chat_id, error)
+        await app.core.undelivered(reply, f"Telegram: {error}")
+    except TelegramError as error:  # they got nothing
+        await app.core.undelivered(reply, f"Telegram: {error}")
+        raise
 
 
-async def send_reply(bot: Bot, address: str, reply: Reply) -> None:
-    """Text first, then the score as a photo, the MIDI as a file and the preview as audio, to
-    the chat (and topic) ``address`` names; raises only if the MIDI did not go out.
+async def send_reply(bot: Bot, address: str, reply: Reply, on_delivered: Delivered) -> None:
+    """The text and the MIDI file first (one message, the text as the file's caption), then the
+    score as a photo and the preview as a voice
+    note (or audio) as each is made, to the chat (and topic) ``address`` names; raises only if
+    the text or the MIDI did not go out. ``on_delivered`` runs as soon as they are out.
 
-    The MIDI is the melody itself: a picture or audio Telegram refuses (too large, odd
-    dimensions) is skipped with a line saying so, and the MIDI still goes out; once it is out,
-    the user has their melody whatever happens to the audio after it.
+    The MIDI is the melody itself: once it is out the user has their melody, so a picture or
+    audio that fails, or that Telegram refuses (too large, odd dimensions), costs a line saying
+    so and nothing more. While a part is being made the chat shows "sending a photo…".
     """
     chat_id, _, thread = address.partition(":")
     where = {"chat_id": int(chat_id), "message_thread_id": int(thread) if thread else None}
-    chunks = [reply.text[i : i + MAX_TEXT] for i in range(0, len(reply.text), MAX_TEXT)]
-    for chunk in chunks:
-        await _send(bot.send_message, text=chunk, **where)
-    png = reply.attachment("png")
-    if png is not None:
-        method, field = (
-            (bot.send_photo, "photo")
-            if fits_as_photo(png.data)
-            else (bot.send_document, "document")
-        )
-        await _optional(
-            "score picture", bot, where, method, **{field: png.data}, filename=png.filename
-        )
     midi = reply.attachment("midi")
-    if midi is not None:
-        await _send(bot.send_document, document=midi.data, filename=midi.filename, **where)
-    audio = reply.attachment("audio")
-    if audio is not None:
-        await _optional(
-            "audio preview",
-            bot,
-            where,
-            bot.send_audio,
-            audio=audio.data,
-            filename=audio.filename,
-            title=audio.filename.rsplit(".", 1)[0],
-            performer="melodybot",
-        )
+    caption = midi is not None and len(reply.text) <= MAX_CAPTION  # one message: text and file
+    try:
+        if not caption:
+            for i in range(0, len(reply.text), MAX_TEXT):
+                await _send(bot.send_message, text=reply.text[i : i + MAX_TEXT], **where)
+        if midi is not None:
+            await _send(
+                bot.send_document,
+                document=midi.data,
+                filename=midi.filename,
+                caption=reply.text if caption else None,
+                **where,
+            )
+    except BaseException:
+        if reply.follow_ups is not None:
+            reply.follow_ups.cancel()
+        raise
+    await on_delivered()
+    if reply.follow_ups is not None:
+        try:
+            await _send_follow_ups(bot, where, reply.follow_ups)
+        except Exception:  # the user has the melody; what follows it is a courtesy
+            log.exception("telegram: the picture or audio for chat %s failed", where["chat_id"])
+
+
+async def _send_follow_ups(bot: Bot, where: dict, follow_ups: FollowUps) -> None:
+    async for _part, made in _announced(bot, where, follow_ups):
+        if isinstance(made, str):
+            with contextlib.suppress(TelegramError):
+                await bot.send_message(text=made, **where)
+        elif made.kind == "png":
+            method, field = (
+                (bot.send_photo, "photo")
+                if fits_as_photo(made.data)
+                else (bot.send_document, "document")
+            )
+            await _optional(
+                "score picture", bot, where, method, **{field: made.data}, filename=made.filename
+            )
+        elif made.kind == "voice":
+            await _optional(
+                "voice note", bot, where, bot.send_voice, voice=made.data, filename=made.filename
+            )
+        else:
+            await _optional(
+                "audio preview",
+                bot,
+                where,
+                bot.send_audio,
+                audio=made.data,
+                filename=made.filename,
+                title=made.filename.rsplit(".", 1)[0],
+                performer="melodybot",
+            )
+
+
+CHAT_ACTIONS = {"png": ChatAction.UPLOAD_PHOTO, "voice": ChatAction.UPLOAD_VOICE}
+
+
+async def _announced(bot: Bot, where: dict, follow_ups: FollowUps):
+    """Each part as it is made, the chat showing "sending a photo…" (or a voice note) if the
+    user has to wait for it."""
+    for part in follow_ups.parts:
+        action = CHAT_ACTIONS.get(part.kind, ChatAction.UPLOAD_DOCUMENT)
+        async with chat_action_if_slow(bot, where, action):
+            made = await part.result()
+        yield part, made
+
+
+@contextlib.asynccontextmanager
+async def chat_action_if_slow(bot: Bot, where: dict, action: str):
+    """Show ``action`` ("sending a file…") if the work inside takes longer than a moment. A
+    melody that is ready at once needs none, and every chat action counts against the bot's
+    30 requests a second, which a busy bot needs for the melodies themselves. A courtesy: a
+    failing chat action changes nothing."""
+
+    async def later() -> None:
+        await asyncio.sleep(CHAT_ACTION_AFTER_S)
+        with contextlib.suppress(TelegramError):
+            await bot.send_chat_action(action=action, **where)
+
+    indicator = asyncio.ensure_future(later())
+    try:
+        yield
+    finally:
+        indicator.cancel()
 
 
 def fits_as_photo(png: bytes) -> bool:

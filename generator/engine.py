@@ -26,6 +26,7 @@ from music21 import key as m21key
 
 from generator import encoding, form, keys
 from generator.keys import REFERENCE_PITCH_CLASS, key_label, shift_to_reference
+from generator.midi_file import melody_midi
 from generator.model import MODEL_FILE, StepModel, softmax
 from generator.request import MAX_SEED, MelodyRequest, RequestError
 from generator.vocab import Vocabulary
@@ -60,6 +61,18 @@ class Melody:
     rng_seed: int
     pickup: int
     ending: str
+
+    def __reduce__(self):
+        # Sent between processes by its key's name: a pickled music21 Key takes milliseconds to
+        # rebuild, the cached one none.
+        return _melody_of, (
+            self.request,
+            self.tokens,
+            key_label(self.key),
+            self.rng_seed,
+            self.pickup,
+            self.ending,
+        )
 
     @property
     def steps(self) -> int:
@@ -99,15 +112,26 @@ class Melody:
 
         return Performance.of_tokens(self.tokens, self.request.bpm)
 
-    def to_midi(self) -> bytes:
-        from music21.midi.translate import streamToMidiFile
-
-        return bytes(streamToMidiFile(self.to_score()).writestr())
+    def to_midi(self, title: str | None = None, *, program: int = 0) -> bytes:
+        """A Standard MIDI File of the melody, written from its steps (no music21 score)."""
+        return melody_midi(
+            self.tokens,
+            bpm=self.request.bpm,
+            meter=self.request.meter,
+            key_sharps=self.key.sharps,
+            minor=self.key.mode == "minor",
+            program=program,
+            title=title,
+        )
 
     def to_musicxml(self, title: str | None = None) -> bytes:
         from music21.musicxml.m21ToXml import GeneralObjectExporter
 
         return bytes(GeneralObjectExporter(self.to_score(title)).parse())
+
+
+def _melody_of(request, tokens, key_name, rng_seed, pickup, ending) -> Melody:
+    return Melody(request, tokens, keys.parse_key(key_name), rng_seed, pickup, ending)
 
 
 @dataclass(frozen=True)

@@ -34,3 +34,16 @@ async def delivered_melody(repo, melody_id: int):
     """The melody once the platform has taken it, else None."""
     generation = await repo.get_generation(melody_id)
     return generation if generation is not None and generation.delivered_at is not None else None
+
+
+async def whole(reply):
+    """A reply as the user ends up with it: the picture and audio that follow it added to its
+    files, and any line saying one could not be made added to its text."""
+    from dataclasses import replace
+
+    if reply is None or reply.follow_ups is None:
+        return reply
+    made = await reply.follow_ups.gather()
+    files = tuple(part for part in made if not isinstance(part, str))
+    notes = "".join(f"\n{part}" for part in made if isinstance(part, str))
+    return replace(reply, text=reply.text + notes, attachments=reply.attachments + files)

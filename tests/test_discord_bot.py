@@ -13,6 +13,7 @@ from PIL import Image
 from bot.app import open_app
 from bot.config import Settings
 from bot.runner import DiscordFrontEnd
+from generator.render import audio_available
 from tests.fakes.discord_api import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord
 from tests.polling import delivered_melody, eventually, failed_melody
 
@@ -59,13 +60,17 @@ def _files_by_suffix(posted) -> dict[str, bytes]:
     return {name.rsplit(".", 1)[-1]: data for name, data in posted.files.items()}
 
 
-async def test_prefix_melody_posts_score_midi_and_audio(discord_bot):
+async def test_prefix_melody_posts_the_midi_then_adds_score_and_audio(discord_bot):
     fake, app = discord_bot
     await fake.send_message("!melody C4 D4 E4 temp=0.7 seed=3 bars=4")
     (posted,) = await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages")
-    files = _files_by_suffix(posted)
-    assert next(iter(posted.files)).endswith(".png")  # the score first, shown inline
-    midi = converter.parseData(files["mid"], format="midi")
+    assert list(_files_by_suffix(posted)) == ["mid"]  # the melody itself, at once
+    (edit,) = await fake.wait_for(lambda p: p.route.startswith(f"PATCH /channels/{CHANNEL_ID}/"))
+    files = _files_by_suffix(edit)
+    assert next(iter(edit.files)).endswith(".png")  # the score first, shown inline
+    assert set(files) == ({"png", "mp3"} if audio_available()[0] else {"png"})
+    assert edit.payload["attachments"][0]["id"]  # the MIDI stays on the message
+    midi = converter.parseData(_files_by_suffix(posted)["mid"], format="midi")
     assert [n.pitch.nameWithOctave for n in midi.flatten().notes[:3]] == ["C4", "D4", "E4"]
     assert Image.open(io.BytesIO(files["png"])).width >= 1000
     assert posted.payload["content"].startswith("#1 · key C")
@@ -74,7 +79,7 @@ async def test_prefix_melody_posts_score_midi_and_audio(discord_bot):
     assert any(p.route == f"POST /channels/{CHANNEL_ID}/typing" for p in fake.posted)
     user = await app.repo.find_user("discord", "7")
     (stored,) = await app.repo.history(user.id)
-    assert stored.chat_id == GUILD_ID and stored.midi == files["mid"]
+    assert stored.chat_id == GUILD_ID and stored.midi == _files_by_suffix(posted)["mid"]
 
 
 async def test_slash_melody_defers_then_follows_up_with_files(discord_bot):
@@ -95,6 +100,8 @@ async def test_slash_melody_defers_then_follows_up_with_files(discord_bot):
     midi = converter.parseData(files["mid"], format="midi")
     assert [n.pitch.nameWithOctave for n in midi.flatten().notes[:3]] == ["G4", "A4", "B4"]
     assert "temp 0.9 · seed 11" in follow_up.payload["content"]
+    (edit,) = await fake.wait_for(lambda p: p.route.startswith(f"PATCH /webhooks/{APP_ID}/"))
+    assert "png" in _files_by_suffix(edit)  # the score added to that same follow-up
     registered = await app.repo.find_user("discord", "7")
     (stored,) = await app.repo.history(registered.id)
     assert stored.request["canonical"] == "G4 A4 B4 temp=0.9 bars=8 key=G seed=11"
@@ -181,7 +188,9 @@ async def test_files_too_large_for_the_server_still_leave_the_user_the_midi(disc
     await fake.send_message("!melody C4 D4 E4 seed=3 bars=4")
     (posted,) = await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages")
     assert list(_files_by_suffix(posted)) == ["mid"]
-    assert "would not take the score picture and audio" in posted.payload["content"]
+    (edit,) = await fake.wait_for(lambda p: p.route.startswith("PATCH "))  # 413s go unrecorded
+    assert "would not take the score picture and audio" in edit.payload["content"]
+    assert not edit.files
 
 
 async def test_a_typing_indicator_refused_does_not_stop_the_melody(discord_bot, caplog):

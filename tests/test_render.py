@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from music21 import converter, key
-from music21.midi.translate import streamToMidiFile
 from music21.musicxml.m21ToXml import GeneralObjectExporter
 from PIL import Image
 
 from generator import encoding
+from generator.midi_file import melody_midi
 from generator.render import (
     RenderError,
     RenderSettings,
@@ -43,8 +43,7 @@ def musicxml(bars: int, title: str = "#42 · C4 D4 E4 · temp 0.7") -> bytes:
 
 
 def midi(bars: int, bpm: int = 120) -> bytes:
-    score = encoding.decode(melody_tokens(bars), bpm=bpm, key=key.Key("C"))
-    return bytes(streamToMidiFile(score).writestr())
+    return melody_midi(melody_tokens(bars), bpm=bpm, meter="4/4", key_sharps=0, minor=False)
 
 
 def require(renderer: str) -> None:

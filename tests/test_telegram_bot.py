@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 from music21 import converter
 from PIL import Image
+from telegram import Bot
 
 from bot.app import open_app
 from bot.config import Settings
@@ -44,7 +45,7 @@ async def telegram(tmp_path, tiny_model_dir):
     await fake.stop()
 
 
-async def test_melody_arrives_as_midi_photo_and_audio(telegram):
+async def test_melody_arrives_text_and_midi_first_then_photo_and_voice_note(telegram):
     fake, app = telegram
     fake.send_text("/melody C4 D4 E4 temp=0.7 seed=3 bars=4")
     document = (await fake.wait_for("sendDocument"))[0]
@@ -53,19 +54,36 @@ async def test_melody_arrives_as_midi_photo_and_audio(telegram):
     assert [n.pitch.nameWithOctave for n in midi.flatten().notes[:3]] == ["C4", "D4", "E4"]
     image = Image.open(io.BytesIO(photo.files["photo"]))
     assert image.format == "PNG" and image.width >= 1000
+    later = [photo]
     if audio_available()[0]:
-        audio = (await fake.wait_for("sendAudio"))[0]
-        mp3 = audio.files["audio"]
-        assert mp3[:3] == b"ID3" or mp3[:2] in (b"\xff\xfb", b"\xff\xf3")  # a tag or a frame
-    text = (await fake.wait_for("sendMessage"))[0].fields["text"]
+        voice = (await fake.wait_for("sendVoice"))[0]
+        ogg = voice.files["voice"]
+        assert ogg[:4] == b"OggS" and b"OpusHead" in ogg[:100]  # Telegram plays it inline
+        later.append(voice)
+    assert document.at < min(call.at for call in later)  # the melody itself comes first
+    text = document.fields["caption"]  # the text rides on the file: one message
     assert text.startswith("#1 · key C") and "!again 1" in text
-    assert fake.sent("sendChatAction"), "a 'sending file…' indicator while composing"
+    assert not fake.sent("sendMessage")
     user = await app.repo.find_user("telegram", "7")
     (stored,) = await app.repo.history(user.id)
     assert stored.status == "done" and stored.midi == document.files["document"]
     assert stored.chat_id == "-100"
     commands = fake.sent("setMyCommands")[0].fields["commands"]
     assert '"melody"' in commands and '"setlimit"' not in commands
+
+
+async def test_the_chat_shows_work_under_way_only_when_it_takes_a_while(telegram):
+    from bot.telegram_bot import chat_action_if_slow
+
+    fake, _ = telegram
+    where = {"chat_id": 55, "message_thread_id": None}
+    async with Bot("123456:TEST-TOKEN", base_url=f"{fake.base_url}/bot") as bot:
+        async with chat_action_if_slow(bot, where, "upload_photo"):
+            pass  # ready at once: no "sending a photo…", which would spend a request
+        async with chat_action_if_slow(bot, where, "upload_voice"):
+            await asyncio.sleep(1.0)
+    (action,) = await fake.wait_for("sendChatAction")
+    assert action.fields["action"] == "upload_voice" and action.fields["chat_id"] == "55"
 
 
 async def test_bad_input_gets_a_friendly_reply(telegram):
@@ -132,8 +150,7 @@ async def test_a_picture_telegram_refuses_still_leaves_the_user_the_midi(telegra
     fake.send_text("/melody C4 D4 E4 seed=2 bars=2")
     (midi,) = await fake.wait_for("sendDocument")
     assert midi.files  # the melody itself arrived
-    texts = [c.fields["text"] for c in fake.sent("sendMessage")]
-    assert any("would not take the score picture" in text for text in texts)
+    assert await _wait_for_text(fake, "would not take the score picture")
 
 
 async def test_a_melody_telegram_will_not_deliver_gives_its_quota_slot_back(telegram):

@@ -1,11 +1,20 @@
-"""Score PNGs: MuseScore first, verovio as the fallback, one trimmed white image either way."""
+"""Score PNGs: MuseScore first, verovio as the fallback, one trimmed white image either way.
+
+Several scores can be drawn by one MuseScore process (its job mode, ``-j``): starting MuseScore is
+most of what one picture costs, so a batch pays it once. A batch never makes a score worse off
+than drawing it alone: whatever picture the batch did not deliver (a crash, a hang, a score it
+could not read) is drawn one by one, with the usual fallback to verovio.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import re
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from generator.render import tools
@@ -15,6 +24,12 @@ from generator.render.settings import RenderSettings
 MUSESCORE_NAMES = ("mscore3", "musescore3", "mscore", "musescore")
 MUSESCORE_DPI = 190  # an A4 page at 190 dpi is ~1,570 px wide; trimmed, about 1,400
 MARGIN_PX = 24
+# How long one MuseScore process drawing a batch may take: ``timeout_s`` as for one score, plus
+# this share of it for each further score. MuseScore's start is paid once per process, so a
+# further score costs it about a third of what one score alone costs (bench/bench_render.py);
+# a half leaves a batch at least the headroom one score gets, and a hung batch is stopped long
+# before n timeouts would have passed. Any score it did not deliver is then drawn alone.
+BATCH_TIMEOUT_SHARE = 0.5
 
 # SMuFL metronome glyphs verovio writes in its music font; cairosvg has no such font, so the
 # tempo's note would draw as a box. These are the same symbols from Unicode's music block.
@@ -88,12 +103,53 @@ def _order_attributes(attributes: ET.Element) -> None:
 def render_png(musicxml: bytes, settings: RenderSettings | None = None) -> bytes:
     """The score as one PNG; raises RenderError if no renderer works."""
     settings = settings or RenderSettings()
-    prepared = prepare_musicxml(musicxml)
+    return _draw_alone(prepare_musicxml(musicxml), _usable_renderers(settings), settings)
+
+
+def render_pngs(
+    musicxmls: Sequence[bytes], settings: RenderSettings | None = None
+) -> list[bytes | RenderError]:
+    """Each score as the PNG :func:`render_png` would give it, or the RenderError it would raise.
+
+    With MuseScore first in line, all the scores go to one MuseScore process; the ones it did not
+    deliver are then drawn one by one, so a score that crashes or hangs MuseScore costs the
+    others nothing but the wait for its timeout (see BATCH_TIMEOUT_SHARE). Errors are returned
+    in place, not raised, so that one bad score leaves the others their pictures.
+    """
+    settings = settings or RenderSettings()
+    results: list[bytes | RenderError | None] = [None] * len(musicxmls)
+    try:
+        usable = _usable_renderers(settings)
+    except RenderError as error:
+        return [RenderError(str(error)) for _ in musicxmls]
+    prepared: dict[int, bytes] = {}
+    for index, musicxml in enumerate(musicxmls):
+        try:
+            prepared[index] = prepare_musicxml(musicxml)
+        except RenderError as error:
+            results[index] = error
+    if usable[0] == "musescore" and len(prepared) > 1:  # one score: the plain path is as quick
+        for index, png in _musescore_batch(prepared, settings).items():
+            results[index] = png
+    for index, score in prepared.items():
+        if results[index] is None:
+            try:
+                results[index] = _draw_alone(score, usable, settings)
+            except RenderError as error:
+                results[index] = error
+    return results  # type: ignore[return-value]  # every slot is filled by now
+
+
+def _usable_renderers(settings: RenderSettings) -> list[str]:
     available = available_png_renderers()
     wanted = ["musescore", "verovio"] if settings.renderer == "auto" else [settings.renderer]
     usable = [name for name in wanted if name in available]
     if not usable:
         raise RenderError(f"no score renderer is installed (wanted {', '.join(wanted)}).")
+    return usable
+
+
+def _draw_alone(prepared: bytes, usable: list[str], settings: RenderSettings) -> bytes:
     for renderer in usable[:-1]:  # in "auto", a failing MuseScore falls back to verovio
         try:
             return _RENDERERS[renderer](prepared, settings)
@@ -103,31 +159,66 @@ def render_png(musicxml: bytes, settings: RenderSettings | None = None) -> bytes
 
 
 def _musescore_png(musicxml: bytes, settings: RenderSettings) -> bytes:
-    executable = tools.find(*MUSESCORE_NAMES)
-    with tempfile.TemporaryDirectory(
-        prefix="melodybot-mscore-", dir=settings.scratch_dir
-    ) as scratch:
-        folder = Path(scratch)
+    with _scratch(settings) as folder:
         (folder / "score.musicxml").write_bytes(musicxml)
-        tools.run(
-            [
-                executable,
-                "-r",
-                str(MUSESCORE_DPI),
-                "-T",
-                str(MARGIN_PX),
-                "-o",
-                "score.png",
-                "score.musicxml",
-            ],
-            timeout_s=settings.timeout_s,
-            what="MuseScore",
-            cwd=folder,
-        )
-        pages = sorted(folder.glob("score*.png"), key=_page_number)
+        _run_musescore(["-o", "score.png", "score.musicxml"], settings.timeout_s, folder)
+        pages = _written_pages(folder, "score")
         if not pages:
             raise RenderError("MuseScore wrote no picture.")
         return _stack_pages([p.read_bytes() for p in pages], settings.width_px)
+
+
+def _musescore_batch(scores: dict[int, bytes], settings: RenderSettings) -> dict[int, bytes]:
+    """The pictures one MuseScore job delivered, by the scores' keys; the rest are left out.
+
+    The job draws the scores in order, so when MuseScore did not finish cleanly, the last score
+    with pages may have been cut short (pages missing, a file half written): it is left out too
+    and drawn again alone, as is any score whose pages do not read as pictures.
+    """
+    done: dict[int, bytes] = {}
+    with _scratch(settings) as folder:
+        job = []
+        for index, score in scores.items():
+            (folder / f"score{index}.musicxml").write_bytes(score)
+            job.append({"in": f"score{index}.musicxml", "out": f"score{index}.png"})
+        (folder / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        timeout_s = settings.timeout_s * (1 + BATCH_TIMEOUT_SHARE * (len(scores) - 1))
+        try:
+            _run_musescore(["-j", "job.json"], timeout_s, folder)
+            finished = True
+        except RenderError as error:
+            finished = False
+            tools.log.warning("%s; drawing the scores it did not deliver one by one", error)
+        written = [index for index in scores if _written_pages(folder, f"score{index}")]
+        if not finished:
+            written = written[:-1]
+        for index in written:
+            pages = _written_pages(folder, f"score{index}")
+            try:
+                done[index] = _stack_pages([p.read_bytes() for p in pages], settings.width_px)
+            except (OSError, ValueError) as error:  # PIL: not a picture, or a truncated one
+                tools.log.warning("MuseScore wrote an unreadable picture (%s)", error)
+    return done
+
+
+@contextlib.contextmanager
+def _scratch(settings: RenderSettings) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(
+        prefix="melodybot-mscore-", dir=settings.scratch_dir
+    ) as scratch:
+        yield Path(scratch)
+
+
+def _run_musescore(arguments: list[str], timeout_s: float, folder: Path) -> None:
+    executable = tools.find(*MUSESCORE_NAMES)
+    command = [executable, "-r", str(MUSESCORE_DPI), "-T", str(MARGIN_PX), *arguments]
+    tools.run(command, timeout_s=timeout_s, what="MuseScore", cwd=folder)
+
+
+def _written_pages(folder: Path, stem: str) -> list[Path]:
+    """``stem``'s pages in order: MuseScore writes ``stem-1.png``, ``stem-2.png``, …"""
+    pages = [*folder.glob(f"{stem}.png"), *folder.glob(f"{stem}-*.png")]
+    return sorted(pages, key=_page_number)
 
 
 def _page_number(path: Path) -> int:

@@ -29,9 +29,10 @@ except (OSError, AttributeError):
     _LIBC = None
 
 
-def _die_with_the_bot() -> None:
-    """Runs in the child between fork and exec: SIGKILL it when the thread that started it (and
-    so the bot) dies. One system call, nothing that could take a lock."""
+def die_with_parent() -> None:
+    """SIGKILL this process when the thread that started it dies (so a killed bot leaves no
+    tool behind). Safe between fork and exec: one system call, nothing that could take a
+    lock."""
     if _LIBC is not None:
         _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
@@ -51,7 +52,7 @@ def run(command: list[str], *, timeout_s: float, what: str, cwd: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group, killed as one on timeout
-            preexec_fn=_die_with_the_bot,
+            preexec_fn=die_with_parent,
         )
     except OSError as error:
         raise RenderError(f"{what} could not start: {error.strerror}.") from None

@@ -44,6 +44,11 @@ class FakeTelegram:
         self.failing: dict[str, tuple[int, str]] = {}  # method → (error code, description)
         self.fail_next: dict[str, list[tuple[int, str]]] = {}  # method → errors, one per call
         self.fault: Callable[[Call], tuple[int, str] | None] | None = None
+        # Methods whose calls are never answered (a connection that hangs); they are counted in
+        # ``held``, not recorded, and fail with a 502 once the fake stops.
+        self.hold: set[str] = set()
+        self.held = 0
+        self._stopping = asyncio.Event()
         self._updates: list[dict] = []
         self._new_update = asyncio.Event()
         self._update_ids = itertools.count(1)
@@ -63,6 +68,7 @@ class FakeTelegram:
         self._runner, self.port = await serve(app)
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -95,6 +101,10 @@ class FakeTelegram:
         self._updates.append({"update_id": update_id, "message": message})
         self._new_update.set()
 
+    def unconfirmed_updates(self) -> list[dict]:
+        """Updates no getUpdates offset has confirmed: the next poll still gets them."""
+        return [u for u in self._updates if u["update_id"] >= self._confirmed]
+
     def sent(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -113,6 +123,10 @@ class FakeTelegram:
         fields, files = await _read_fields(request)
         if method == "getUpdates":
             return _ok(await self._get_updates(fields))
+        if method in self.hold:
+            self.held += 1
+            await self._stopping.wait()
+            return _error(502, "Bad Gateway")
         call = Call(method, fields, files)
         error = self._injected(call)
         if error is not None:
