@@ -3,7 +3,7 @@
 Each stage is timed in CPU seconds (this process and the child processes it waits for, i.e.
 MuseScore), so the figures hold on a busy machine too. Melodies come from the shipped model,
 50 at a time as a worker samples them under load (and alone, as on an idle bot); the score
-pictures are drawn in batches of 6 as a worker draws them. The total is one complete melody:
+pictures are drawn in batches of 4 as a worker draws them. The total is one complete melody:
 sampled, its MIDI written, its score drawn and its preview played.
 
     python -m bench.bench_stages --help
@@ -49,20 +49,20 @@ def stages(bars: int, repeats: int, batch: int) -> dict[str, float]:
     setup(WorkerSetup(default_model_dir(), RenderSettings(), audio=True))
     requests = [parse_request(f"C4 D4 E4 G4 temp=0.9 bars={bars} seed={n}") for n in range(batch)]
     melodies = [composed.melody for composed in compose(requests)]
-    pictures = [(m, f"#{n}") for n, m in enumerate(melodies[:6])]
+    pictures = [(m, f"#{n}") for n, m in enumerate(melodies[:4])]
     one = melodies[0]
     result = {
         "sampling + MIDI file, 50 at once": per_item(lambda: one_batch(requests), batch, repeats),
         "sampling + MIDI file, alone": per_item(lambda: one_batch(requests[:1]), 1, repeats),
         "of which the MIDI file (mido)": per_item(lambda: one.to_midi(), 1, repeats * 5),
         "of which the MusicXML (music21)": per_item(lambda: one.to_musicxml("#1"), 1, repeats),
-        "MusicXML + score picture, MuseScore batch of 6": per_item(
+        "MusicXML + score picture, MuseScore batch of 4": per_item(
             lambda: draw(pictures), len(pictures), repeats
         ),
         "voice note (synth, loudness, Opus)": per_item(lambda: play([(one, "voice")]), 1, repeats),
         "MP3 preview (synth, loudness, LAME)": per_item(lambda: play([(one, "mp3")]), 1, repeats),
     }
-    picture = result["MusicXML + score picture, MuseScore batch of 6"]
+    picture = result["MusicXML + score picture, MuseScore batch of 4"]
     base = result["sampling + MIDI file, 50 at once"] + picture
     result["complete melody with a voice note"] = (
         base + result["voice note (synth, loudness, Opus)"]

@@ -31,7 +31,9 @@ from generator.request import MelodyRequest
 log = logging.getLogger("melodybot.jobs")
 
 COMPOSE = JobKind("compose", "bot.jobs:compose", priority=0, batch=50, timeout_s=60.0)
-DRAW = JobKind("draw", "bot.jobs:draw", priority=1, batch=6, timeout_s=120.0)
+# Four scores a MuseScore: most of its start-up shared, and a worker drawing them is back for
+# a melody to compose within about half a second.
+DRAW = JobKind("draw", "bot.jobs:draw", priority=1, batch=4, timeout_s=120.0)
 PLAY = JobKind("play", "bot.jobs:play", priority=2, batch=1, timeout_s=60.0)
 
 

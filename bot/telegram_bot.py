@@ -20,6 +20,7 @@ import contextlib
 import io
 import json
 import logging
+import weakref
 
 from telegram import Bot, BotCommand, Message, Update
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, MessageEntityType
@@ -235,20 +236,11 @@ async def send_reply(bot: Bot, address: str, reply: Reply, on_delivered: Deliver
     """
     chat_id, _, thread = address.partition(":")
     where = {"chat_id": int(chat_id), "message_thread_id": int(thread) if thread else None}
-    midi = reply.attachment("midi")
-    caption = midi is not None and len(reply.text) <= MAX_CAPTION  # one message: text and file
+    caption = reply.attachment("midi") is not None and len(reply.text) <= MAX_CAPTION
+    gate = _first_parts_first()
     try:
-        if not caption:
-            for i in range(0, len(reply.text), MAX_TEXT):
-                await _send(bot.send_message, text=reply.text[i : i + MAX_TEXT], **where)
-        if midi is not None:
-            await _send(
-                bot.send_document,
-                document=midi.data,
-                filename=midi.filename,
-                caption=reply.text if caption else None,
-                **where,
-            )
+        async with gate.sending():
+            await _send_first_part(bot, where, reply, caption)
     except BaseException:
         if reply.follow_ups is not None:
             reply.follow_ups.cancel()
@@ -256,13 +248,73 @@ async def send_reply(bot: Bot, address: str, reply: Reply, on_delivered: Deliver
     await on_delivered()
     if reply.follow_ups is not None:
         try:
-            await _send_follow_ups(bot, where, reply.follow_ups)
+            await _send_follow_ups(bot, where, reply.follow_ups, gate)
         except Exception:  # the user has the melody; what follows it is a courtesy
             log.exception("telegram: the picture or audio for chat %s failed", where["chat_id"])
 
 
-async def _send_follow_ups(bot: Bot, where: dict, follow_ups: FollowUps) -> None:
+async def _send_first_part(bot: Bot, where: dict, reply: Reply, caption: bool) -> None:
+    """The text and the MIDI: the text as the file's caption when it fits, else as messages."""
+    midi = reply.attachment("midi")
+    if not caption:
+        for i in range(0, len(reply.text), MAX_TEXT):
+            await _send(bot.send_message, text=reply.text[i : i + MAX_TEXT], **where)
+    if midi is not None:
+        await _send(
+            bot.send_document,
+            document=midi.data,
+            filename=midi.filename,
+            caption=reply.text if caption else None,
+            **where,
+        )
+
+
+class FirstPartsFirst:
+    """Telegram lets a bot make about 30 requests a second in all, and python-telegram-bot's
+    rate limiter serves them in the order asked. Under load the MIDI of a melody just composed
+    would wait behind other users' pictures and voice notes; here a picture or voice note waits
+    its turn while any melody's first part is being sent (at most HOLD_S, so none waits for
+    ever)."""
+
+    HOLD_S = 3.0
+
+    def __init__(self) -> None:
+        self._sending = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def sending(self):
+        self._sending += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._sending -= 1
+            if self._sending == 0:
+                self._idle.set()
+
+    async def wait_turn(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self.HOLD_S)
+
+
+_GATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _first_parts_first() -> FirstPartsFirst:
+    """The event loop's gate (one per loop: the bot's one Telegram connection lives in it)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _GATES:
+        _GATES[loop] = FirstPartsFirst()
+    return _GATES[loop]
+
+
+async def _send_follow_ups(
+    bot: Bot, where: dict, follow_ups: FollowUps, gate: FirstPartsFirst
+) -> None:
     async for _part, made in _announced(bot, where, follow_ups):
+        await gate.wait_turn()
         if isinstance(made, str):
             with contextlib.suppress(TelegramError):
                 await bot.send_message(text=made, **where)
@@ -296,11 +348,15 @@ CHAT_ACTIONS = {"png": ChatAction.UPLOAD_PHOTO, "voice": ChatAction.UPLOAD_VOICE
 
 
 async def _announced(bot: Bot, where: dict, follow_ups: FollowUps):
-    """Each part as it is made, the chat showing "sending a photo…" (or a voice note) if the
-    user has to wait for it."""
-    for part in follow_ups.parts:
-        action = CHAT_ACTIONS.get(part.kind, ChatAction.UPLOAD_DOCUMENT)
-        async with chat_action_if_slow(bot, where, action):
+    """Each part as it is made, the chat showing "sending a photo…" while the user waits for
+    the first of them if that takes a while (one chat action per melody at most: each counts
+    against the bot's requests a second)."""
+    for number, part in enumerate(follow_ups.parts):
+        if number == 0:
+            action = CHAT_ACTIONS.get(part.kind, ChatAction.UPLOAD_DOCUMENT)
+            async with chat_action_if_slow(bot, where, action):
+                made = await part.result()
+        else:
             made = await part.result()
         yield part, made
 
