@@ -15,8 +15,8 @@ import click
 
 from generator.cli import main  # imports no NumPy yet, so the setting below still applies
 
-# One BLAS thread per worker: the model's step multiplies small matrices, and BLAS thread pools
-# fighting the worker threads for 2 cores made a step 10× slower than single-threaded.
+# One BLAS thread per process (the worker processes inherit it): the model's step multiplies
+# small matrices, and BLAS thread pools fighting the workers for 2 cores made a step 10× slower.
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 

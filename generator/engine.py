@@ -149,7 +149,7 @@ class _Prepared:
 
 
 class MelodyEngine:
-    """A loaded model ready to compose; load once, call :meth:`compose` from any worker thread."""
+    """A loaded model ready to compose; load once per process, then compose from any thread."""
 
     def __init__(
         self,
