@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from bot.workers import LOG_FORMAT
 from generator.cli import main  # imports no NumPy yet, so the setting below still applies
 
 # One BLAS thread per process (the worker processes inherit it): the model's step multiplies
@@ -57,9 +58,7 @@ def _logging(verbose: bool, settings=None) -> None:
         tokens = (settings.discord_token, settings.telegram_token)
         secrets = [t.get_secret_value() for t in tokens if t is not None]
     for handler in logging.getLogger().handlers:
-        handler.setFormatter(
-            _SecretsHidden("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
-        )
+        handler.setFormatter(_SecretsHidden(LOG_FORMAT, secrets))
     for noisy in ("httpx", "discord.gateway", "discord.client", "telegram.ext"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

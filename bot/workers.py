@@ -47,6 +47,7 @@ from typing import Any
 log = logging.getLogger("melodybot.workers")
 DEFAULT_MELODY_SECONDS = 0.5  # until the pool has timed real jobs
 STOP_WORKER_S = 2.0  # how long a worker may take to leave once told to
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the bot's own (bot/cli.py)
 
 
 class QueueFull(Exception):
@@ -195,6 +196,7 @@ class WorkerPool:
         while self._queue and self._queue[0].future.done():  # its caller gave up
             heapq.heappop(self._queue)
         if not self._queue:
+            self._work_waiting.clear()  # or the workers would spin on a set event
             return []
         first = heapq.heappop(self._queue)
         batch = [first]
@@ -329,7 +331,7 @@ class _WorkerSlot:
         ours, theirs = self.context.Pipe()
         process = self.context.Process(
             target=serve_jobs,
-            args=(theirs, self.setup, os.getpid()),
+            args=(theirs, self.setup, os.getpid(), logging.getLogger().getEffectiveLevel()),
             name=f"melodybot-worker-{self.number}",
         )
         await asyncio.to_thread(process.start)
@@ -435,10 +437,13 @@ def _function(path: str) -> Callable[[list[object]], list[object]]:
     return getattr(importlib.import_module(module), name)
 
 
-def serve_jobs(connection: Connection, setup: tuple[str, object] | None, bot_pid: int) -> None:
+def serve_jobs(
+    connection: Connection, setup: tuple[str, object] | None, bot_pid: int, log_level: int
+) -> None:
     """A worker's life: run the setup, then answer each job until told to stop or the bot is
     gone, so a killed bot leaves no workers behind (nor the tools they run)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the bot decides
+    logging.basicConfig(level=log_level, format=LOG_FORMAT)  # its lines read as the bot's
     _leave_with(bot_pid)
     try:
         if setup is not None:

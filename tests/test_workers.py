@@ -167,3 +167,20 @@ async def test_drain_gives_up_on_a_hung_job_at_its_bound(pool):
     with pytest.raises(ShuttingDown):
         await stuck
     assert not _alive(pid)
+
+
+async def test_a_job_whose_caller_gave_up_is_skipped_and_the_pool_keeps_serving(pool):
+    workers = await pool(workers=1)
+    busy = asyncio.ensure_future(workers.run(NAP, 0.3))
+    await asyncio.sleep(0.05)
+    given_up = asyncio.ensure_future(workers.run(ECHO, "never"))
+    await asyncio.sleep(0.05)
+    given_up.cancel()  # the only job waiting: once the worker is free, nothing is left to do
+    await busy
+    ticks = 0
+    for _ in range(5):  # the event loop still turns (a pool spinning on no work would stop it)
+        await asyncio.sleep(0.02)
+        ticks += 1
+    assert ticks == 5
+    assert (await workers.run(ECHO, "next"))[2] == "next"
+    assert workers.jobs_done["echo"] == 1  # the given-up job never ran
