@@ -60,9 +60,13 @@ def prepare(data: str, workers: int | None) -> None:
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
-    default=Path("models/esac-lstm"),
+    default=Path("models/trained"),
     show_default=True,
-    help="Where to write model.keras, vocab.json and meta.json.",
+    help="Where to write model.keras, vocab.json and meta.json (a new folder: the shipped "
+    "model is never overwritten by default).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace a model already in --out (e.g. the shipped one)."
 )
 @click.option("--units", default=256, show_default=True, help="LSTM width.")
 @click.option("--depth", default=2, show_default=True, help="Number of stacked LSTM layers.")
@@ -83,9 +87,15 @@ def prepare(data: str, workers: int | None) -> None:
     help="Form context read beside each step, comma-separated from metric, remaining, group, "
     "repeat, back_1, back_2; 'all', or 'none' for the step alone.",
 )
-def train(out_dir: Path, form_inputs: str, **options) -> None:
+def train(out_dir: Path, form_inputs: str, overwrite: bool, **options) -> None:
     """Train a model on a folder of songs and save it with its vocabulary and metadata."""
-    from generator.model import check_form_inputs
+    from generator.model import MODEL_FILE, check_form_inputs
+
+    if (out_dir / MODEL_FILE).exists() and not overwrite:
+        raise click.ClickException(
+            f"{out_dir} already holds a model; choose another --out, or add --overwrite to "
+            "replace it (hours of training are not undone)."
+        )
     from generator.train import TrainConfig
     from generator.train import train as run_training
 

@@ -36,6 +36,17 @@ def test_every_command_has_help(runner, command):
     assert "Usage:" in result.output
 
 
+def test_train_never_overwrites_a_model_unless_told(runner, tmp_path):
+    from tests.conftest import SHIPPED_MODEL
+
+    assert "models/esac-lstm" not in runner.invoke(main, ["train", "--help"]).output
+    before = (SHIPPED_MODEL / "model.keras").stat().st_mtime_ns
+    refused = runner.invoke(main, ["train", "--out", str(SHIPPED_MODEL), "--epochs", "1"])
+    assert refused.exit_code != 0 and "already holds a model" in refused.output
+    assert "--overwrite" in refused.output
+    assert (SHIPPED_MODEL / "model.keras").stat().st_mtime_ns == before
+
+
 def test_generate_writes_midi_and_musicxml(runner, tmp_path):
     midi, xml = tmp_path / "out.mid", tmp_path / "out.musicxml"
     result = runner.invoke(
