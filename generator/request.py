@@ -126,7 +126,7 @@ class MelodyRequest:
         The notes stay; an option not named keeps its value, the random seed included, so
         ``!again 12 temp=1.2`` changes exactly what was asked and nothing else.
         """
-        new_items = option_text.replace(",", " ").split()
+        new_items = _items(option_text)
         for item in new_items:
             if "=" not in item:
                 raise RequestError(
@@ -267,6 +267,15 @@ def _parse_raw_steps(items: list[str]) -> tuple[SeedNote, ...]:
     return tuple(SeedNote(e.pitch, e.steps) for e in events)
 
 
+_DECIMAL_COMMA = re.compile(r"=(\d+),(\d+)\b")
+
+
+def _items(text: str) -> list[str]:
+    """The words of a request. Commas separate them (``C4, D4, E4``), except a decimal comma
+    in an option's value, as much of Europe writes it: ``temp=0,7`` is ``temp=0.7``."""
+    return _DECIMAL_COMMA.sub(r"=\1.\2", text).replace(",", " ").split()
+
+
 def _number(name: str, value: str, kind: type, low: float, high: float, *, open_low=False):
     try:
         number = kind(value)
@@ -325,7 +334,7 @@ def _apply_option(options: dict[str, object], name: str, value: str) -> None:
 
 def parse_request(text: str, *, default_temperature: float = DEFAULT_TEMPERATURE) -> MelodyRequest:
     """Parse what a user typed into a request, or raise RequestError saying what to fix."""
-    items = text.replace(",", " ").split()
+    items = _items(text)
     options: dict[str, object] = {}
     seed_items: list[str] = []
     for item in items:

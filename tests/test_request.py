@@ -163,3 +163,11 @@ def test_pickup_and_meter_set_the_exact_length():
     unheard = parse_request("C4 D4 E4 meter=6/8")
     assert unheard.pickup is None and unheard.total_steps_with(3) == 3 + 8 * 12
     assert parse_request("C4 meter=2/2").steps_per_bar == 16  # composed on the 4/4 grid
+
+
+def test_a_decimal_comma_reads_as_a_decimal_point():
+    request = parse_request("C4 D4 temp=0,7 pickup=0,5")
+    assert request.temperature == 0.7 and "temp=0.7" in request.describe()
+    assert "pickup=0.5" in request.describe()
+    assert [n.pitch for n in parse_request("60,62, 64 temp=1").seed_notes] == [60, 62, 64]
+    assert parse_request("C4").with_option_text("temp=1,5").temperature == 1.5
