@@ -45,7 +45,7 @@ PATIENCE_S = 300.0  # a user gives up on an answer after this long
 PR_SET_CHILD_SUBREAPER = 36
 
 REFUSALS = {
-    "quota": re.compile(r"You've had your \d+ melodies"),
+    "quota": re.compile(r"You've had your \d+ melod(y|ies) for today"),
     "cooldown": re.compile(r"^Slow down"),
     "busy": re.compile(r"^I'm busy|too busy to finish"),
     "restarting": re.compile(r"^I'm restarting"),

@@ -476,7 +476,7 @@ class BotCore:
             return Reply(text, private=True, refusal=True)
         assert isinstance(refusal, QuotaExceeded)
         return Reply(
-            f"You've had your {refusal.quota} melodies for today; more from "
+            f"You've had your {_melodies(refusal.quota)} for today; more from "
             f"{_utc(refusal.resets_at)}.",
             private=True,
             refusal=True,
@@ -535,7 +535,9 @@ class BotCore:
                 private=True,
             )
         total = await self.repo.count_history(user.id)
-        lines = [f"Your last {len(items)} of {total} melodies:"]
+        lines = [
+            "Your only melody:" if total == 1 else f"Your last {len(items)} of {total} melodies:"
+        ]
         for g in items:
             lines.append(
                 f"#{g.id} · {_utc(g.created_at)} · {g.request['canonical']} · key {g.melody_key}"
@@ -546,21 +548,22 @@ class BotCore:
         user = await self._user(message)
         if argument.strip().lower() != "confirm":
             total = await self.repo.count_history(user.id)
+            what = "your only melody" if total == 1 else f"all {total} of your melodies"
             return Reply(
-                f"This deletes all {total} of your melodies for good. Send "
+                f"This deletes {what} for good. Send "
                 f"{self.settings.prefix}forgetme confirm to go ahead.",
                 private=True,
             )
         deleted = await self.repo.forget_user(user.id)
-        return Reply(f"Done: I deleted {deleted} melodies of yours.", private=True)
+        return Reply(f"Done: I deleted {_melodies(deleted)} of yours.", private=True)
 
     async def _cmd_limits(self, message: Incoming, argument: str, on_work_started) -> Reply:
         limits = await self.repo.effective_limits(message.platform, message.chat_id)
         state = "on" if limits.enabled else "off"
         return Reply(
-            f"In this chat: {limits.daily_quota} melodies per person per day, "
-            f"{limits.cooldown_s} s between melodies, at most {limits.max_bars} bars and "
-            f"{limits.max_seed_notes} seed notes. The bot is {state} here.",
+            f"In this chat: {_melodies(limits.daily_quota)} per person per day, "
+            f"{limits.cooldown_s} s between melodies, at most {_plural(limits.max_bars, 'bar')} "
+            f"and {_plural(limits.max_seed_notes, 'starting note')}. The bot is {state} here.",
             private=True,
         )
 
@@ -693,6 +696,15 @@ def _short(request: MelodyRequest) -> str:
     notes = " ".join(n.text or str(n.pitch) for n in request.seed_notes[:6])
     more = " …" if len(request.seed_notes) > 6 else ""
     return f"{notes}{more} · temp {request.temperature:g}"
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    """ "1 bar", "8 bars": a count with its noun as a person would write it."""
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def _melodies(count: int) -> str:
+    return _plural(count, "melody", "melodies")
 
 
 def _count(argument: str, *, default: int, high: int, example: str) -> int:

@@ -84,7 +84,7 @@ async def test_limits_apply_and_moderators_change_them(app):
     assert "at most 4 bars" in too_long.text and "bars=4" in too_long.text
     await answer(app.core, say("!setlimit daily 1"), is_moderator=moderator)
     assert (await answer(app.core, say("!melody C4 bars=2"))).melody_id is not None
-    assert "had your 1 melodies" in (await answer(app.core, say("!melody C4 bars=2"))).text
+    assert "had your 1 melody" in (await answer(app.core, say("!melody C4 bars=2"))).text
     await answer(app.core, say("!disable"), is_moderator=moderator)
     assert "switched off" in (await answer(app.core, say("!melody C4 bars=2", user="cy"))).text
     audit = await answer(app.core, say("!audit"), is_moderator=moderator)
@@ -222,3 +222,31 @@ def test_the_refusal_limit_opens_again_after_its_window():
     assert limit.allow(("other",))
     now[0] = 61.0
     assert limit.allow(("u",))
+
+
+async def test_counts_of_one_are_said_in_the_singular(tmp_path, tiny_model_dir):
+    application = await open_app(
+        Settings(
+            _env_file=None,
+            data_dir=tmp_path,
+            model_dir=tiny_model_dir,
+            cooldown_s=0,
+            daily_quota=1,
+            max_bars=1,
+            max_seed_notes=1,
+            audio=False,
+        )
+    )
+    try:
+        core = application.core
+        assert (await answer(core, say("!melody C4 bars=1"))).melody_id == 1
+        refused = await answer(core, say("!melody C4 bars=1"))
+        assert "had your 1 melody for today" in refused.text
+        limits = await answer(core, say("!limits"))
+        assert "1 melody per person per day" in limits.text
+        assert "at most 1 bar and 1 starting note." in limits.text
+        assert (await answer(core, say("!history"))).text.startswith("Your only melody:")
+        assert "deletes your only melody" in (await answer(core, say("!forgetme"))).text
+        assert "deleted 1 melody of yours" in (await answer(core, say("!forgetme confirm"))).text
+    finally:
+        await application.close()
