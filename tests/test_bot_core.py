@@ -13,18 +13,17 @@ from bot.core import Incoming
 from tests.polling import whole
 
 
+async def _open(tmp_path, tiny_model_dir, **limits):
+    """The bot with the tiny model, no audio, and these limits (no cooldown unless given)."""
+    values = {"cooldown_s": 0, "daily_quota": 1000} | limits
+    return await open_app(
+        Settings(_env_file=None, data_dir=tmp_path, model_dir=tiny_model_dir, audio=False, **values)
+    )
+
+
 @pytest.fixture
 async def app(tmp_path, tiny_model_dir):
-    application = await open_app(
-        Settings(
-            _env_file=None,
-            data_dir=tmp_path,
-            model_dir=tiny_model_dir,
-            cooldown_s=0,
-            daily_quota=1000,
-            audio=False,
-        )
-    )
+    application = await _open(tmp_path, tiny_model_dir)
     yield application
     await application.close()
 
@@ -168,16 +167,7 @@ async def test_show_resends_the_stored_melody_without_recomposing_it(app):
 async def test_show_obeys_bans_the_chat_switch_and_the_cooldown_not_the_quota(
     tmp_path, tiny_model_dir
 ):
-    application = await open_app(
-        Settings(
-            _env_file=None,
-            data_dir=tmp_path,
-            model_dir=tiny_model_dir,
-            cooldown_s=3600,
-            daily_quota=1,
-            audio=False,
-        )
-    )
+    application = await _open(tmp_path, tiny_model_dir, cooldown_s=3600, daily_quota=1)
     try:
         core = application.core
         assert (await answer(core, say("!melody C4 D4 bars=2"))).melody_id == 1
@@ -225,18 +215,7 @@ def test_the_refusal_limit_opens_again_after_its_window():
 
 
 async def test_counts_of_one_are_said_in_the_singular(tmp_path, tiny_model_dir):
-    application = await open_app(
-        Settings(
-            _env_file=None,
-            data_dir=tmp_path,
-            model_dir=tiny_model_dir,
-            cooldown_s=0,
-            daily_quota=1,
-            max_bars=1,
-            max_seed_notes=1,
-            audio=False,
-        )
-    )
+    application = await _open(tmp_path, tiny_model_dir, daily_quota=1, max_bars=1, max_seed_notes=1)
     try:
         core = application.core
         assert (await answer(core, say("!melody C4 bars=1"))).melody_id == 1
