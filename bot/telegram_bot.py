@@ -226,9 +226,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def send_reply(bot: Bot, address: str, reply: Reply, on_delivered: Delivered) -> None:
     """The text and the MIDI file first (one message, the text as the file's caption), then the
-    score as a photo and the preview as a voice
-    note (or audio) as each is made, to the chat (and topic) ``address`` names; raises only if
-    the text or the MIDI did not go out. ``on_delivered`` runs as soon as they are out.
+    score as a photo and the preview as a voice note (or audio) as each is made, to the chat
+    (and topic) ``address`` names; raises only if the text or the MIDI did not go out.
+    ``on_delivered`` runs as soon as they are out.
 
     The MIDI is the melody itself: once it is out the user has their melody, so a picture or
     audio that fails, or that Telegram refuses (too large, odd dimensions), costs a line saying

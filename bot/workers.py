@@ -156,10 +156,10 @@ class WorkerPool:
             return DEFAULT_MELODY_SECONDS
         return sum(statistics.median(times) for times in self._seconds_per_job.values())
 
-    def wait_estimate_s(self, position: int | None = None) -> float:
+    def wait_estimate_s(self) -> float:
         """Seconds until a melody admitted now would be done: the melodies ahead shared among
         the workers, plus its own."""
-        ahead = self._melodies if position is None else position
+        ahead = self._melodies
         return math.ceil(ahead / self.workers + 1) * self.typical_melody_seconds()
 
     # running jobs -----------------------------------------------------------------------------
