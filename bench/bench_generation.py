@@ -1,4 +1,4 @@
-"""Generation latency for a 500-step melody: the seed method vs the stateful NumPy step.
+"""MelodyRecord latency for a 500-step melody: the seed method vs the stateful NumPy step.
 
 The seed method (the well-known tutorial) calls ``model.predict`` on the whole 64-step window for
 every new step. Ours advances the LSTM state one step at a time. Same model, same run.
@@ -106,7 +106,7 @@ def main() -> None:
         ),
     ]
     report(
-        f"Generation latency, {args.cores or 'all'} core(s)",
+        f"MelodyRecord latency, {args.cores or 'all'} core(s)",
         rows,
         {
             "bench": "generation",

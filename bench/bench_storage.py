@@ -1,8 +1,8 @@
 """How fast the bot's memory is: melodies recorded per second, and the quota check's latency.
 
 Every figure runs on a fresh SQLite file through :class:`storage.Repository`, exactly as the bot
-uses it: a melody is recorded as ``reserve_generation`` (ban, switch, quota and cooldown checks
-plus the pending row, one transaction) and ``complete_generation`` (the MIDI bytes, another).
+uses it: a melody is recorded as ``reserve_melody`` (ban, switch, quota and cooldown checks
+plus the pending row, one transaction) and ``complete_melody`` (the MIDI bytes, another).
 
     python bench/bench_storage.py --repeats 5 --synchronous FULL NORMAL
 
@@ -32,10 +32,10 @@ NO_LIMITS = Limits(daily_quota=10**9, cooldown_s=0)
 
 
 async def _record(repo: Repository, user: User, n: int) -> None:
-    generation_id = await repo.reserve_generation(
+    melody_id = await repo.reserve_melody(
         user, user.platform, "bench-chat", f"melody C4 D4 E4 seed={n}", {"n": n}, "lstm", "v1", n
     )
-    await repo.complete_generation(generation_id, MIDI, "C", 128)
+    await repo.complete_melody(melody_id, MIDI, "C", 128)
 
 
 async def sequential_rate(path: Path, count: int, synchronous: str) -> float:
@@ -66,7 +66,7 @@ async def concurrent_rate(path: Path, count: int, users: int, synchronous: str) 
 async def reserve_latency(
     path: Path, users: int, rounds: int, synchronous: str
 ) -> tuple[list[float], list[float]]:
-    """Seconds per ``reserve_generation`` call: alone, and with ``users`` users asking at once.
+    """Seconds per ``reserve_melody`` call: alone, and with ``users`` users asking at once.
 
     The concurrent figure is what a user waits when the whole crowd asks in the same instant:
     queueing for the write lock included. The quota sits just above what the run asks for, so
@@ -78,7 +78,7 @@ async def reserve_latency(
 
         async def timed(user: User, n: int) -> float:
             start = time.perf_counter()
-            await repo.reserve_generation(user, "bench", "chat", "C4", {"n": n}, "lstm", "v1", n)
+            await repo.reserve_melody(user, "bench", "chat", "C4", {"n": n}, "lstm", "v1", n)
             return time.perf_counter() - start
 
         solo = await repo.upsert_user("bench", "solo", "Solo")

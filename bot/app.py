@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from bot.composer import Composer
 from bot.config import Settings
 from bot.core import BotCore
 from bot.housekeeping import Housekeeping
@@ -14,7 +15,7 @@ from bot.scratch import Scratch
 from bot.workers import WorkerPool
 from generator.engine import MelodyEngine
 from generator.render import RenderSettings, audio_available, available_png_renderers
-from storage import Limits, Repository
+from storage import Repository
 
 log = logging.getLogger("melodybot")
 DRAIN_TIMEOUT_S = 20.0  # within docker-compose's 45 s grace and README's promise of 30 s
@@ -47,13 +48,7 @@ class App:
 
 async def open_app(settings: Settings) -> App:
     engine = await asyncio.to_thread(MelodyEngine.load, settings.model_dir)
-    defaults = Limits(
-        daily_quota=settings.daily_quota,
-        cooldown_s=settings.cooldown_s,
-        max_bars=settings.max_bars,
-        max_seed_notes=settings.max_seed_notes,
-    )
-    repo = await Repository.open(settings.database, defaults=defaults)
+    repo = await Repository.open(settings.database, defaults=settings.limits)
     await Housekeeping(repo, settings).run_once()  # what a crash or a long stop left behind
     scratch = Scratch(settings.data_dir / "tmp")
     render = RenderSettings(
@@ -84,7 +79,7 @@ async def open_app(settings: Settings) -> App:
         settings.queue_size,
         setup=("bot.jobs:setup", WorkerSetup(settings.model_dir, render, audio)),
     )
-    core = BotCore(
+    composer = Composer(
         engine,
         repo,
         settings,
@@ -93,5 +88,6 @@ async def open_app(settings: Settings) -> App:
         voice_enabled=audio and voice_ready,
         owner=scratch.name,
     )
+    core = BotCore(settings, repo, composer)
     await pool.start()  # the workers load the model now, not in the first user's melody
     return App(settings, engine, repo, pool, core, scratch)

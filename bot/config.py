@@ -12,8 +12,16 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.limits import BY_FIELD
 from generator.paths import default_model_dir
 from generator.ranges import MAX_TEMPERATURE, MIN_TEMPERATURE
+from storage.records import Limits
+
+
+def _limit(field: str):
+    """A chat limit's setting: its default and bounds from the one place they are written."""
+    limit = BY_FIELD[field]
+    return Field(limit.default, ge=limit.low, le=limit.high)
 
 
 class Settings(BaseSettings):
@@ -53,10 +61,11 @@ class Settings(BaseSettings):
     moderator_ids: Annotated[list[str], NoDecode] = []
 
     default_temperature: float = Field(1.0, ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE)
-    daily_quota: int = Field(50, ge=0)
-    cooldown_s: int = Field(10, ge=0)
-    max_bars: int = Field(32, ge=1, le=64)
-    max_seed_notes: int = Field(32, ge=1, le=64)
+    # the chat limits' defaults, where no moderator has set them (see bot/limits.py)
+    daily_quota: int = _limit("daily_quota")
+    cooldown_s: int = _limit("cooldown_s")
+    max_bars: int = _limit("max_bars")
+    max_seed_notes: int = _limit("max_seed_notes")
     keep_last_generations: int | None = Field(None, ge=1)
     keep_days: int | None = Field(None, ge=1)
     housekeeping_every_s: float = Field(300.0, gt=0)
@@ -73,6 +82,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def limits(self) -> Limits:
+        """The limits of a chat where no moderator has changed any."""
+        return Limits(
+            daily_quota=self.daily_quota,
+            cooldown_s=self.cooldown_s,
+            max_bars=self.max_bars,
+            max_seed_notes=self.max_seed_notes,
+        )
 
     @property
     def database(self) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.app import App
-from bot.core import Incoming
+from bot.incoming import Incoming
 from bot.replies import Attachment
 from bot.takeover import take_over_interrupted
 

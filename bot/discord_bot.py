@@ -1,37 +1,42 @@
-"""Discord front-end (discord.py 2): prefix commands, slash commands and melody buttons.
+"""Discord front-end (discord.py 2): prefix commands, slash commands and reply buttons.
 
-Prefix messages go to the core as they are, so every command shares one grammar. Slash commands
-have typed options (and key autocomplete) that are written back into that grammar, so ``/melody``
+Prefix messages go to the core as they are, so every command shares one grammar. Every command
+in :mod:`bot.registry` is also a slash command with typed options (ranges, choices, suggestions
+of keys and of the user's own melodies) that are written back into that grammar, so ``/melody``
 and ``!melody`` end in the same request. Work that takes a while is deferred ("thinking…") as soon
-as composing starts; errors are ephemeral. Each melody carries "Again" and "Vary" buttons.
+as composing starts; errors are ephemeral. A reply's actions ("Again", "Vary") are buttons.
 """
 
 from __future__ import annotations
 
+import inspect
 import io
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import registry
 from bot.app import App
-from bot.core import Incoming
+from bot.incoming import Incoming
+from bot.registry import CommandOption, CommandSpec
 from bot.replies import Attachment, Delivered, FollowUps, Reply
-from generator.form import REQUESTABLE_METERS
-from generator.ranges import MAX_TEMPERATURE, MIN_TEMPERATURE
-from generator.request import MAX_BARS
+from generator.keys import COMMON_KEYS
+from generator.ranges import MAX_TEMPERATURE
+from generator.request import NEW_SEED
+from storage import MelodyRecord
 
 log = logging.getLogger("melodybot.discord")
 PLATFORM = "discord"
 MAX_TEXT = 2000
-KEYS = [
-    f"{tonic}{mode}"
-    for tonic in ("C", "G", "D", "A", "E", "B", "F#", "F", "Bb", "Eb", "Ab", "Db")
-    for mode in ("", "m")
-]
+MAX_CUSTOM_ID = 100
+MAX_DESCRIPTION = 100
+MAX_CHOICES = 25
+MAX_HISTORY_SUGGESTED = 100
 
 
 def chat_scope(guild: discord.Guild | None, user: discord.abc.User) -> str:
@@ -97,44 +102,64 @@ async def _add_follow_ups(message: discord.Message, reply: Reply, follow_ups: Fo
         await message.edit(content=(reply.text + notes + note)[:MAX_TEXT])
 
 
-class MelodyButton(
+class ActionButton(
     discord.ui.DynamicItem[discord.ui.Button],
-    template=r"melody:(?P<action>again|vary):(?P<id>\d+):(?P<temp>[\d.]+)",
+    template=r"run:(?P<command>.+)",
 ):
-    """'Again' recomposes with a new seed; 'Vary' recomposes warmer (temperature + 0.2)."""
+    """A reply's action (:class:`~bot.replies.Action`) as a button that outlives restarts: its
+    custom id is the command line it runs."""
 
-    def __init__(self, action: str, melody_id: int, temperature: float):
-        label = "Again" if action == "again" else "Vary"
-        style = discord.ButtonStyle.primary if action == "again" else discord.ButtonStyle.secondary
+    def __init__(self, command_line: str, label: str = "…"):
         super().__init__(
             discord.ui.Button(
                 label=label,
-                style=style,
-                custom_id=f"melody:{action}:{melody_id}:{temperature:g}",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"run:{command_line}"[:MAX_CUSTOM_ID],
             )
         )
-        self.action, self.melody_id, self.temperature = action, melody_id, temperature
+        self.command_line = command_line
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match: re.Match[str]):
-        return cls(match["action"], int(match["id"]), float(match["temp"]))
+        return cls(match["command"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        if self.action == "again":
-            seed = interaction.id % 2**32  # a fresh seed, so "again" gives a new melody
-            text = f"again {self.melody_id} seed={seed}"
-        else:
-            text = f"again {self.melody_id} temp={min(2.0, self.temperature + 0.2):g}"
         bot: MelodyBot = interaction.client  # type: ignore[assignment]
-        await bot.answer_interaction(interaction, text)
+        await bot.answer_interaction(interaction, self.command_line)
+
+
+class OlderMelodyButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"melody:(?P<action>again|vary):(?P<id>\d+):(?P<temp>[\d.]+)",
+):
+    """The buttons under melodies sent before buttons carried their command: they keep
+    working, as "Again" (a new seed) and "Vary" (warmer)."""
+
+    def __init__(self, custom_id: str, command_line: str):
+        super().__init__(discord.ui.Button(label="…", custom_id=custom_id))
+        self.command_line = command_line
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str]):
+        if match["action"] == "again":
+            return cls(match[0], f"again {match['id']} seed={NEW_SEED}")
+        warmer = min(MAX_TEMPERATURE, float(match["temp"]) + 0.2)
+        return cls(match[0], f"again {match['id']} temp={warmer:g}")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: MelodyBot = interaction.client  # type: ignore[assignment]
+        await bot.answer_interaction(interaction, self.command_line)
 
 
 def buttons_for(reply: Reply) -> discord.ui.View | None:
-    if reply.melody_id is None or reply.temperature is None:
+    if not reply.actions:
         return None
     view = discord.ui.View(timeout=None)
-    view.add_item(MelodyButton("again", reply.melody_id, reply.temperature))
-    view.add_item(MelodyButton("vary", reply.melody_id, reply.temperature))
+    for number, action in enumerate(reply.actions):
+        button = ActionButton(action.command, action.label)
+        if number == 0:
+            button.item.style = discord.ButtonStyle.primary
+        view.add_item(button)
     return view
 
 
@@ -155,16 +180,9 @@ class MelodyBot(commands.Bot):
             discord.http.Route.BASE = app.settings.discord_api_base_url.rstrip("/")
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(MelodyButton)
-        self.tree.add_command(melody_command)
-        for name, summary in (
-            ("again", "compose a stored melody again, with changed options"),
-            ("show", "send a stored melody again"),
-            ("history", "your last melodies"),
-            ("limits", "the limits that apply here"),
-            ("help", "how to use the bot"),
-        ):
-            self.tree.add_command(_text_command(name, summary))
+        self.add_dynamic_items(ActionButton, OlderMelodyButton)
+        for spec in registry.commands():
+            self.tree.add_command(slash_command(spec))
 
     async def on_ready(self) -> None:
         if not self._synced:
@@ -225,7 +243,12 @@ class MelodyBot(commands.Bot):
             on_delivered,
         )
 
-    async def answer_interaction(self, interaction: discord.Interaction, text: str) -> None:
+    async def answer_interaction(
+        self,
+        interaction: discord.Interaction,
+        text: str,
+        mentions: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """Run a command for a slash command or button: defer once work starts, reply after."""
         settings = self.app.settings
 
@@ -242,6 +265,7 @@ class MelodyBot(commands.Bot):
             user_id=str(interaction.user.id),
             user_name=interaction.user.display_name,
             text=f"{settings.prefix}{text}",
+            mentions=mentions,
             reply_address=None if interaction.channel_id is None else str(interaction.channel_id),
         )
         reply = await self.app.core.handle(incoming, is_moderator=moderates, on_work_started=defer)
@@ -264,60 +288,104 @@ class MelodyBot(commands.Bot):
             await self.app.core.undelivered(reply, f"Discord answered {error.status}")
 
 
-@app_commands.command(name="melody", description="Compose a folk melody that continues your notes")
-@app_commands.describe(
-    notes="seed notes, e.g. C4 D4 E4:2 G4 (letter, optional # or b, octave; :length in beats)",
-    temp=f"temperature, {MIN_TEMPERATURE:g}–{MAX_TEMPERATURE:g}: lower is safer, higher is wilder",
-    bars=f"length of the melody in bars (1–{MAX_BARS})",
-    key="key, e.g. G, Em, F#m (default: guessed from the notes)",
-    bpm="tempo in beats per minute (30–300)",
-    meter="time signature (default 4/4)",
-    pickup="upbeat before the first bar line, in beats, e.g. 1 (default: heard from the notes)",
-    seed="random seed: the same seed gives the same melody",
-)
-@app_commands.choices(meter=[app_commands.Choice(name=m, value=m) for m in REQUESTABLE_METERS])
-async def melody_command(
-    interaction: discord.Interaction,
-    notes: str,
-    temp: app_commands.Range[float, MIN_TEMPERATURE, MAX_TEMPERATURE] | None = None,
-    bars: app_commands.Range[int, 1, MAX_BARS] | None = None,
-    key: str | None = None,
-    bpm: app_commands.Range[int, 30, 300] | None = None,
-    meter: app_commands.Choice[str] | None = None,
-    pickup: app_commands.Range[float, 0.0, 3.75] | None = None,
-    seed: app_commands.Range[int, 0, 2**31 - 1] | None = None,
-) -> None:
-    options = {
-        "temp": temp,
-        "bars": bars,
-        "key": key,
-        "bpm": bpm,
-        "meter": None if meter is None else meter.value,
-        "pickup": pickup,
-        "seed": seed,
-    }
-    typed = " ".join(
-        f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
-        for name, value in options.items()
-        if value is not None
-    )
-    bot: MelodyBot = interaction.client  # type: ignore[assignment]
-    await bot.answer_interaction(interaction, f"melody {notes} {typed}".strip())
+def slash_command(spec: CommandSpec) -> app_commands.Command:
+    """The slash twin of a registered command: its typed options become Discord's (ranges,
+    choices, suggestions), and what the user filled in is written back into the chat grammar,
+    so ``/melody`` and ``!melody`` end in the same request."""
 
-
-@melody_command.autocomplete("key")
-async def _key_choices(interaction: discord.Interaction, current: str):
-    wanted = current.strip().lower()
-    return [app_commands.Choice(name=k, value=k) for k in KEYS if k.lower().startswith(wanted)][:25]
-
-
-def _text_command(name: str, summary: str) -> app_commands.Command:
-    """A slash twin of a prefix command whose options are one line of text."""
-
-    async def run(interaction: discord.Interaction, options: str = "") -> None:
+    async def run(interaction: discord.Interaction, **values: object) -> None:
+        users = [v for v in values.values() if isinstance(v, discord.abc.User)]
+        mentions = tuple((str(u.id), u.display_name) for u in users)
+        typed = {
+            name: value.mention if isinstance(value, discord.abc.User) else value
+            for name, value in values.items()
+        }
         bot: MelodyBot = interaction.client  # type: ignore[assignment]
-        await bot.answer_interaction(interaction, f"{name} {options}".strip())
+        await bot.answer_interaction(interaction, spec.to_text(typed), mentions)
 
-    run.__doc__ = summary
-    command = app_commands.Command(name=name, description=summary, callback=run)
+    parameters = [inspect.Parameter("interaction", _POSITIONAL, annotation=discord.Interaction)]
+    for option in spec.options:
+        annotation = _annotation(option)
+        parameters.append(
+            inspect.Parameter(
+                option.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=annotation if option.required else annotation | None,
+                default=inspect.Parameter.empty if option.required else None,
+            )
+        )
+    run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    run.__discord_app_commands_param_description__ = {  # type: ignore[attr-defined]
+        option.name: option.description[:MAX_DESCRIPTION] for option in spec.options
+    }
+    run.__discord_app_commands_param_autocomplete__ = {  # type: ignore[attr-defined]
+        option.name: _SUGGESTIONS[option.suggest] for option in spec.options if option.suggest
+    }
+    summary = spec.summary[0].upper() + spec.summary[1:]
+    command = app_commands.Command(
+        name=spec.name, description=summary[:MAX_DESCRIPTION], callback=run
+    )
+    if spec.moderator:  # shown to those who manage the server; the core checks all the same
+        command.default_permissions = discord.Permissions(manage_guild=True)
     return command
+
+
+_POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+
+def _annotation(option: CommandOption) -> object:
+    if option.kind == "user":
+        return discord.User
+    if option.kind == "choice":
+        return Literal[option.choices]  # type: ignore[valid-type]
+    if option.kind in ("int", "float"):
+        kind = int if option.kind == "int" else float
+        low = None if option.low is None else kind(option.low)
+        high = None if option.high is None else kind(option.high)
+        return app_commands.Range[kind, low, high]  # type: ignore[valid-type]
+    return str
+
+
+async def _suggest_keys(interaction: discord.Interaction, current: str):
+    wanted = current.strip().lower()
+    return [
+        app_commands.Choice(name=k, value=k) for k in COMMON_KEYS if k.lower().startswith(wanted)
+    ][:MAX_CHOICES]
+
+
+async def _suggest_melodies(interaction: discord.Interaction, current: str):
+    """The user's own melodies, newest first, those whose number starts as typed."""
+    bot: MelodyBot = interaction.client  # type: ignore[assignment]
+    user = await bot.app.repo.find_user(PLATFORM, str(interaction.user.id))
+    if user is None:
+        return []
+    here = chat_scope(interaction.guild, interaction.user)
+    wanted = current.strip().lstrip("#")
+    found = await bot.app.repo.history(user.id, limit=MAX_HISTORY_SUGGESTED)
+    return [
+        app_commands.Choice(
+            name=f"#{m.id} · {m.request['canonical']}"[:MAX_DESCRIPTION], value=m.id
+        )
+        for m in found
+        if m.chat_id == here and str(m.id).startswith(wanted)
+    ][:MAX_CHOICES]
+
+
+def _described(melody: MelodyRecord) -> str:
+    return f"#{melody.id} · {melody.request['canonical']}"[:MAX_DESCRIPTION]
+
+
+async def _suggest_commands(interaction: discord.Interaction, current: str):
+    wanted = current.strip().lower()
+    return [
+        app_commands.Choice(name=spec.name, value=spec.name)
+        for spec in registry.commands()
+        if spec.name.startswith(wanted)
+    ][:MAX_CHOICES]
+
+
+_SUGGESTIONS = {
+    "keys": _suggest_keys,
+    "melodies": _suggest_melodies,
+    "commands": _suggest_commands,
+}

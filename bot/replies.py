@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-AttachmentKind = Literal["midi", "png", "audio", "voice", "musicxml"]
+AttachmentKind = Literal["midi", "png", "audio", "voice"]
 Delivered = Callable[[], Awaitable[None]]  # told once the platform took a reply's first part
 
 
@@ -26,18 +26,29 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class Action:
+    """Something the user may do next with one tap ("Again", "Vary"): a label and the command
+    line it runs, in the chat grammar without a prefix (``again 12 temp=1.2``). A platform with
+    buttons shows them; one without shows nothing, as the reply's text says the same."""
+
+    label: str
+    command: str
+
+
+@dataclass(frozen=True)
 class Reply:
     """One answer. ``private`` asks front-ends that can (Discord slash commands) to show it only to
-    the asker; ``melody_id`` lets a front-end attach "Again"/"Vary" buttons; ``refusal`` marks an
-    error or a refusal, which the core sends a user only so often; ``composed`` marks a melody
-    composed for this reply, whose quota slot goes back if the reply cannot be delivered."""
+    the asker; ``melody_id`` names the melody it carries; ``actions`` are offered as buttons;
+    ``refusal`` marks an error or a refusal, which the core sends a user only so often;
+    ``composed`` marks a melody composed for this reply, whose quota slot goes back if the reply
+    cannot be delivered."""
 
     text: str
     attachments: tuple[Attachment, ...] = ()
     follow_ups: FollowUps | None = None
     private: bool = False
     melody_id: int | None = None
-    temperature: float | None = None
+    actions: tuple[Action, ...] = ()
     refusal: bool = False
     composed: bool = False  # carries a melody composed just now (not a re-send)
 

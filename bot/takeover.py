@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from bot.app import App
 from bot.replies import Delivered, Reply
 from bot.scratch import is_alive
-from storage import Generation
+from storage import MelodyRecord
 from storage.repository import ABANDONED
 
 log = logging.getLogger("melodybot")
@@ -48,12 +48,12 @@ async def take_over_interrupted(
 
 
 async def _finish_and_send(
-    app: App, generation: Generation, send_to: SendTo | None, audio_format: str
+    app: App, record: MelodyRecord, send_to: SendTo | None, audio_format: str
 ) -> bool:
-    if send_to is None or generation.reply_address is None:
-        await app.core.give_back(generation, ABANDONED)
+    if send_to is None or record.reply_address is None:
+        await app.core.give_back(record, ABANDONED)
         return False
-    reply = await app.core.finish_interrupted(generation, audio_format)
+    reply = await app.core.finish_interrupted(record, audio_format)
     if reply is None:  # this process is stopping too: the next one takes over
         return False
     delivered = False
@@ -64,9 +64,9 @@ async def _finish_and_send(
         await app.core.delivered(reply)
 
     try:
-        await send_to(generation.reply_address, reply, on_delivered)
+        await send_to(record.reply_address, reply, on_delivered)
     except Exception as error:
-        log.warning("melody #%d could not be sent after a restart: %s", generation.id, error)
+        log.warning("melody #%d could not be sent after a restart: %s", record.id, error)
         if not delivered:
             await app.core.undelivered(reply, f"{type(error).__name__} after a restart")
             return False

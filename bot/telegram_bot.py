@@ -22,7 +22,7 @@ import json
 import logging
 import weakref
 
-from telegram import Bot, BotCommand, Message, Update
+from telegram import Bot, BotCommand, BotCommandScopeAllChatAdministrators, Message, Update
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, MessageEntityType
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import (
@@ -35,9 +35,10 @@ from telegram.ext import (
 )
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
+from bot import registry
 from bot.app import App
-from bot.commands import SPECS, CommandError
-from bot.core import Incoming
+from bot.commands import CommandError
+from bot.incoming import Incoming
 from bot.replies import Delivered, FollowUps, Reply
 from storage import Repository
 
@@ -135,10 +136,15 @@ async def cross_off(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def register_commands(application: Application) -> None:
-    """The command menu users see when they type '/' in the chat."""
-    commands = [BotCommand(s.name, s.summary[:256]) for s in SPECS if not s.moderator]
+    """The command menus users see when they type '/': everyone's commands for everyone, and
+    the moderators' too for the administrators of each group (who are its moderators)."""
+    menu = [BotCommand(s.name, s.summary[:256]) for s in registry.commands()]
+    everyone = [
+        command for command, s in zip(menu, registry.commands(), strict=True) if not s.moderator
+    ]
     try:
-        await application.bot.set_my_commands(commands)
+        await application.bot.set_my_commands(everyone)
+        await application.bot.set_my_commands(menu, scope=BotCommandScopeAllChatAdministrators())
     except TelegramError as error:
         log.warning("could not register the command menu: %s", error)
 

@@ -93,15 +93,31 @@ class _Job:
 
 
 class Admission:
-    """One melody's place in the pool, held from admission until its last job is done."""
+    """One melody's place in the pool, held from admission until its last job is done.
+
+    Used as ``with admission:``, the place goes back when the block ends, however it ends,
+    unless the block hands it on (to the jobs that finish the melody) with :meth:`hand_over`."""
 
     def __init__(self, pool: WorkerPool):
         self._pool: WorkerPool | None = pool
+        self._handed_over = False
 
     def release(self) -> None:
         if self._pool is not None:
             self._pool._melodies -= 1
             self._pool = None
+
+    def hand_over(self) -> Callable[[], None]:
+        """Keep the place past the ``with`` block; calling what is returned gives it back."""
+        self._handed_over = True
+        return self.release
+
+    def __enter__(self) -> Admission:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._handed_over:
+            self.release()
 
 
 class WorkerPool:

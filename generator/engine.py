@@ -192,13 +192,44 @@ class MelodyEngine:
         low, high = self.vocab.pitch_range
         return low - shift, high - shift
 
+    def check(self, request: MelodyRequest) -> None:
+        """The cheap half of :meth:`prepare`, for the bot to run before it stores anything: a
+        seed that fits this model in no key at all is refused here. Without ``key=`` the key is
+        heard from the seed (music21's key analysis, the costly part) only in :meth:`prepare`,
+        in a worker; a seed that fits some key but not the one heard is refused there."""
+        if request.key:
+            key = request.music21_key()
+            assert key is not None
+            self._seed_ids(request, key)
+            return
+        known = self.vocab.index
+        pitches = {int(t) for t in request.seed_tokens() if t.isdigit()}
+        if any(all(str(p + shift) in known for p in pitches) for shift in range(-6, 6)):
+            return
+        low, high = self.pitch_range()
+        outside = max(pitches, key=lambda p: max(low - p, p - high))
+        raise RequestError(
+            f"Your notes span more than this model knows ({_pitch_name(low)} to "
+            f"{_pitch_name(high)} in C, moved with the key): {_pitch_name(outside)} does not fit."
+        )
+
     def prepare(self, request: MelodyRequest) -> _Prepared:
         """Check the request against this model (range, key) and put the opening in its key.
 
-        Cheap (no model steps): the bot calls it before reserving a melody, so range and key
-        mistakes are answered before anything is stored.
+        No model steps, but the key analysis of a seed without ``key=`` is costly: the bot runs
+        it in a worker, with :meth:`check` before it on the event loop.
         """
         key = request.music21_key() or detect_key(request)
+        shift, ids = self._seed_ids(request, key)
+        rng_seed = request.rng_seed if request.rng_seed is not None else secrets.randbelow(MAX_SEED)
+        meter = form.model_meter(request.meter)
+        return _Prepared(
+            request, key, shift, np.array(ids, np.int64), rng_seed, meter, request.pickup
+        )
+
+    def _seed_ids(self, request: MelodyRequest, key) -> tuple[int, list[int]]:
+        """The seed moved into the model's key and read as vocabulary ids, or the RequestError
+        that names the first note this model cannot play in ``key``."""
         shift = shift_to_reference(key.tonic.pitchClass, key.mode)
         known = self.vocab.index
         low, high = self.pitch_range(shift)
@@ -211,11 +242,7 @@ class MelodyEngine:
                     f"{_pitch_name(low)} to {_pitch_name(high)} in {key_label(key)}."
                 )
             ids.append(known[symbol])
-        rng_seed = request.rng_seed if request.rng_seed is not None else secrets.randbelow(MAX_SEED)
-        meter = form.model_meter(request.meter)
-        return _Prepared(
-            request, key, shift, np.array(ids, np.int64), rng_seed, meter, request.pickup
-        )
+        return shift, ids
 
     def compose(self, request: MelodyRequest) -> Melody:
         return self.compose_many([request])[0]

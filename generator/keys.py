@@ -40,6 +40,12 @@ TONIC_NAMES = {
     "minor": ("C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B"),
 }
 # A key whose tonic the opening starts or ends on wins a near tie by this much correlation.
+# The keys a user is offered while typing key= (the circle of fifths, major then minor).
+COMMON_KEYS = tuple(
+    f"{tonic}{mode}"
+    for tonic in ("C", "G", "D", "A", "E", "B", "F#", "F", "Bb", "Eb", "Ab", "Db")
+    for mode in ("", "m")
+)
 ANCHOR_BONUS = 0.05
 # Openings with at most this many pitch classes are read only in keys whose scale holds them all.
 SHORT_OPENING_CLASSES = 4

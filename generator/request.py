@@ -9,6 +9,7 @@ Every mistake raises :class:`RequestError`, whose message a chat user can act on
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
@@ -16,30 +17,95 @@ from music21 import key as m21key
 
 from generator import encoding, form
 from generator.keys import key_label, parse_key
-from generator.ranges import MAX_TEMPERATURE, MIN_TEMPERATURE
+from generator.ranges import (
+    MAX_BARS,
+    MAX_BPM,
+    MAX_PICKUP_QUARTERS,
+    MAX_SEED,
+    MAX_SEED_NOTES,
+    MAX_STEPS,
+    MAX_TEMPERATURE,
+    MAX_TOP_K,
+    MIN_BPM,
+    MIN_TEMPERATURE,
+    MIN_TOP_K,
+)
 
 EXAMPLE = "C4 D4 E4:2 G4 temp=0.8 bars=8"
-MAX_SEED_NOTES = 64
-MAX_BARS = 64
-MAX_STEPS = 1024
 DEFAULT_BARS = 8
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_BPM = 100
-MAX_SEED = 2**32 - 1
-MIN_TOP_K = 2
 
-OPTION_HELP = {
-    "temp": f"temperature, {MIN_TEMPERATURE:g}–{MAX_TEMPERATURE:g} (lower: safer, higher: wilder)",
-    "bars": f"length of the whole melody in bars, 1–{MAX_BARS}",
-    "steps": f"length in 16th-note steps, 1–{MAX_STEPS}",
-    "key": "key of the melody, e.g. G, Em, F#m, Bb (default: guessed from the seed)",
-    "bpm": "tempo in quarter notes per minute, 30–300",
-    "meter": f"time signature: {', '.join(form.REQUESTABLE_METERS)} (default 4/4)",
-    "pickup": "the upbeat in quarter notes, e.g. pickup=1 (default: heard from your notes)",
-    "seed": f"random seed 0–{MAX_SEED}: the same seed gives the same melody",
-    "topk": f"sample only among the k most likely next steps (k ≥ {MIN_TOP_K})",
-    "topp": "sample only among the most likely steps that add up to p (0 < p ≤ 1)",
+
+@dataclass(frozen=True)
+class Option:
+    """One ``name=value`` option of the grammar: what it means and which values it takes, in
+    one place, so help texts, the parser and each platform's typed options (a Discord slash
+    command's ranges and choices) can never disagree."""
+
+    name: str
+    help: str
+    kind: type = str  # int, float or str
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False  # ``low`` itself is not allowed
+    choices: tuple[str, ...] = ()
+
+
+OPTIONS: dict[str, Option] = {
+    option.name: option
+    for option in (
+        Option(
+            "temp",
+            f"temperature, {MIN_TEMPERATURE:g}–{MAX_TEMPERATURE:g} (lower: safer, higher: wilder)",
+            float,
+            MIN_TEMPERATURE,
+            MAX_TEMPERATURE,
+        ),
+        Option("bars", f"length of the whole melody in bars, 1–{MAX_BARS}", int, 1, MAX_BARS),
+        Option("steps", f"length in 16th-note steps, 1–{MAX_STEPS}", int, 1, MAX_STEPS),
+        Option("key", "key of the melody, e.g. G, Em, F#m, Bb (default: guessed from the seed)"),
+        Option(
+            "bpm", f"tempo in quarter notes per minute, {MIN_BPM}–{MAX_BPM}", int, MIN_BPM, MAX_BPM
+        ),
+        Option(
+            "meter",
+            f"time signature: {', '.join(form.REQUESTABLE_METERS)} (default 4/4)",
+            choices=tuple(form.REQUESTABLE_METERS),
+        ),
+        Option(
+            "pickup",
+            "the upbeat in quarter notes, e.g. pickup=1 (default: heard from your notes)",
+            float,
+            0,
+            MAX_PICKUP_QUARTERS,
+        ),
+        Option(
+            "seed",
+            f"random seed 0–{MAX_SEED}: the same seed gives the same melody (seed=new: another)",
+            int,
+            0,
+            MAX_SEED,
+        ),
+        Option(
+            "topk",
+            f"sample only among the k most likely next steps (k ≥ {MIN_TOP_K})",
+            int,
+            MIN_TOP_K,
+            MAX_TOP_K,
+        ),
+        Option(
+            "topp",
+            "sample only among the most likely steps that add up to p (0 < p ≤ 1)",
+            float,
+            0,
+            1,
+            open_low=True,
+        ),
+    )
 }
+OPTION_HELP = {name: option.help for name, option in OPTIONS.items()}
+NEW_SEED = "new"  # seed=new: a seed chosen afresh, so !again gives another melody
 
 _NOTE = re.compile(r"^(?P<letter>[A-Ga-g])(?P<accidental>##|#|bb|b|♯|♭|-)?(?P<octave>-?\d)$")
 _ACCIDENTAL_SEMITONES = {"": 0, "#": 1, "♯": 1, "##": 2, "b": -1, "♭": -1, "-": -1, "bb": -2}
@@ -119,6 +185,13 @@ class MelodyRequest:
 
     def with_options(self, **changes: object) -> MelodyRequest:
         return replace(self, **changes)
+
+    def with_seed(self) -> MelodyRequest:
+        """This request with its random seed chosen now if it has none, so that what is stored
+        of it makes the very same melody again."""
+        if self.rng_seed is not None:
+            return self
+        return replace(self, rng_seed=secrets.randbelow(MAX_SEED))
 
     def with_option_text(self, option_text: str) -> MelodyRequest:
         """This request with options typed by a user replaced (``temp=1.2 bars=16``).
@@ -305,20 +378,9 @@ def _apply_option(options: dict[str, object], name: str, value: str) -> None:
         raise RequestError(f"{name}= is given twice.")
     if value == "":
         raise RequestError(f"{name}= needs a value: {OPTION_HELP[name]}.")
-    if name == "temp":
-        options[name] = float(_number("temp", value, float, MIN_TEMPERATURE, MAX_TEMPERATURE))
-    elif name == "bars":
-        options[name] = _number("bars", value, int, 1, MAX_BARS)
-    elif name == "steps":
-        options[name] = _number("steps", value, int, 1, MAX_STEPS)
-    elif name == "bpm":
-        options[name] = _number("bpm", value, int, 30, 300)
-    elif name == "seed":
-        options[name] = _number("seed", value, int, 0, MAX_SEED)
-    elif name == "topk":
-        options[name] = _number("topk", value, int, MIN_TOP_K, 1000)
-    elif name == "topp":
-        options[name] = float(_number("topp", value, float, 0, 1, open_low=True))
+    option = OPTIONS[name]
+    if name == "seed" and value.lower() == NEW_SEED:
+        options[name] = None  # chosen when the melody is composed
     elif name == "meter":
         options[name] = _parse_meter(value)
     elif name == "pickup":
@@ -330,6 +392,12 @@ def _apply_option(options: dict[str, object], name: str, value: str) -> None:
             raise RequestError(
                 f"key= must be a key like C, G, Em, F#m or Bb, not '{value}'."
             ) from None
+    else:
+        assert option.low is not None and option.high is not None
+        number = _number(
+            name, value, option.kind, option.low, option.high, open_low=option.open_low
+        )
+        options[name] = float(number) if option.kind is float else number
 
 
 def parse_request(text: str, *, default_temperature: float = DEFAULT_TEMPERATURE) -> MelodyRequest:

@@ -5,7 +5,7 @@ Every front-end process (Discord, Telegram, console) opens the same file through
 """
 
 from storage.db import StorageFull
-from storage.models import (
+from storage.records import (
     GLOBAL,
     LIMIT_NAMES,
     AlreadyReceived,
@@ -14,11 +14,13 @@ from storage.models import (
     Banned,
     ChatDisabled,
     CooldownActive,
-    Generation,
     Limits,
+    MelodyRecord,
     QuotaExceeded,
     Refusal,
     Stats,
+    TooLong,
+    TooManySeedNotes,
     User,
 )
 from storage.repository import Repository
@@ -32,12 +34,14 @@ __all__ = [
     "Banned",
     "ChatDisabled",
     "CooldownActive",
-    "Generation",
     "Limits",
+    "MelodyRecord",
     "QuotaExceeded",
     "Refusal",
     "Repository",
     "Stats",
     "StorageFull",
+    "TooLong",
+    "TooManySeedNotes",
     "User",
 ]

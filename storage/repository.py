@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from storage import db
-from storage.models import (
+from storage.records import (
     GLOBAL,
     AlreadyReceived,
     AuditEntry,
@@ -35,10 +35,12 @@ from storage.models import (
     Banned,
     ChatDisabled,
     CooldownActive,
-    Generation,
     Limits,
+    MelodyRecord,
     QuotaExceeded,
     Stats,
+    TooLong,
+    TooManySeedNotes,
     User,
     check_limit,
 )
@@ -61,7 +63,7 @@ MAX_PAGE = 1000
 _INT64 = range(-(2**63), 2**63)
 
 Clock = Callable[[], float]
-Record = TypeVar("Record", User, Generation, Ban, AuditEntry)
+Record = TypeVar("Record", User, MelodyRecord, Ban, AuditEntry)
 
 
 INBOX_MAX_AGE_S = 86_400.0
@@ -389,7 +391,7 @@ class Repository:
 
     # melodies ------------------------------------------------------------------------------
 
-    async def reserve_generation(
+    async def reserve_melody(
         self,
         user: User | int,
         platform: str,
@@ -403,18 +405,22 @@ class Repository:
         owner: str | None = None,
         reply_address: str | None = None,
         source: str | None = None,
+        bars: float | None = None,
+        seed_notes: int | None = None,
         now: float | None = None,
     ) -> int:
-        """Check ban, on/off switch, daily quota and cooldown, and record a pending melody:
-        one atomic step, whatever else runs in this process or another.
+        """Check ban, on/off switch, the chat's size limits (``bars`` long, ``seed_notes``
+        starting notes), daily quota and cooldown, and record a pending melody: one atomic step,
+        whatever else runs in this process or another.
 
         ``owner`` names the process composing it and ``reply_address`` where the reply goes, so
         that if the process dies another one can take the melody over (:meth:`take_over`).
         ``source`` is the platform's id of the message: the same message twice raises
-        :class:`~storage.models.AlreadyReceived` and records nothing.
+        :class:`~storage.records.AlreadyReceived` and records nothing.
 
-        Returns the new melody's id, or raises a :class:`~storage.models.Refusal` (``Banned``,
-        ``ChatDisabled``, ``QuotaExceeded``, ``CooldownActive``) and records nothing. Quota and
+        Returns the new melody's id, or raises a :class:`~storage.records.Refusal` (``Banned``,
+        ``ChatDisabled``, ``TooLong``, ``TooManySeedNotes``, ``QuotaExceeded``,
+        ``CooldownActive``) and records nothing. Quota and
         cooldown count this user's accepted requests in this chat over a rolling day; failed
         melodies give their slot back. Deleting history does not: the count lives in ``usage``.
         """
@@ -431,7 +437,7 @@ class Repository:
                 connection, "SELECT 1 FROM generations WHERE source = ?", (source,)
             ):
                 raise AlreadyReceived(source)
-            await self._admit(connection, user_id, scope, now, quota=True)
+            await self._admit(connection, user_id, scope, now, quota=True, size=(bars, seed_notes))
             row = await self._fetchone(
                 connection,
                 """INSERT INTO generations (user_id, platform, chat_id, request_text, request_json,
@@ -452,13 +458,13 @@ class Repository:
                     None if source is None else cap(source, MAX_ID_CHARS),
                 ),
             )
-            generation_id = int(row[0])
+            melody_id = int(row[0])
             await connection.execute(
                 """INSERT INTO usage (user_id, platform, chat_id, created_at, generation_id)
                    VALUES (?, ?, ?, ?, ?)""",
-                (user_id, *scope, now, generation_id),
+                (user_id, *scope, now, melody_id),
             )
-        return generation_id
+        return melody_id
 
     async def _admit(
         self,
@@ -468,15 +474,22 @@ class Repository:
         now: float,
         *,
         quota: bool,
+        size: tuple[float | None, int | None] = (None, None),
     ) -> None:
-        """Inside the caller's write transaction: a ban, a switched-off chat, the quota (if it
-        applies) and the cooldown, each raised as its Refusal."""
+        """Inside the caller's write transaction: a ban, a switched-off chat, the size limits
+        (bars, starting notes), the quota (if it applies) and the cooldown, each raised as its
+        Refusal."""
         ban = await self._active_ban(connection, user_id, scope, now)
         if ban is not None:
             raise Banned(ban)
         limits = await self._limits(connection, scope)
         if not limits.enabled:
             raise ChatDisabled(*scope)
+        bars, seed_notes = size
+        if bars is not None and bars > limits.max_bars:
+            raise TooLong(limits.max_bars)
+        if seed_notes is not None and seed_notes > limits.max_seed_notes:
+            raise TooManySeedNotes(limits.max_seed_notes)
         await self._check_rate(connection, user_id, scope, limits, now, quota=quota)
 
     async def _check_rate(
@@ -515,9 +528,9 @@ class Repository:
             if elapsed < limits.cooldown_s:
                 raise CooldownActive(limits.cooldown_s - elapsed)
 
-    async def complete_generation(
+    async def complete_melody(
         self,
-        generation_id: int,
+        melody_id: int,
         midi: bytes,
         melody_key: str | None = None,
         steps: int | None = None,
@@ -542,7 +555,7 @@ class Repository:
                     tokens,
                     None if pickup is None else int(pickup),
                     now,
-                    generation_id,
+                    melody_id,
                 ),
             )
             return cursor.rowcount > 0
@@ -564,22 +577,20 @@ class Repository:
                 (user_id, *scope, now),
             )
 
-    async def fail_generation(
-        self, generation_id: int, error: str, *, now: float | None = None
-    ) -> bool:
+    async def fail_melody(self, melody_id: int, error: str, *, now: float | None = None) -> bool:
         """Record why a melody failed and give its quota slot back."""
         failed = await self._fail(
-            "id = ? AND status = 'pending'", (generation_id,), error, self._now(now)
+            "id = ? AND status = 'pending'", (melody_id,), error, self._now(now)
         )
         return failed > 0
 
     async def release_undelivered(
-        self, generation_id: int, error: str, *, now: float | None = None
+        self, melody_id: int, error: str, *, now: float | None = None
     ) -> bool:
         """A finished melody the platform would not deliver: mark it failed and give its quota
         slot back (the user never got it)."""
         released = await self._fail(
-            "id = ? AND status = 'done'", (generation_id,), error, self._now(now)
+            "id = ? AND status = 'done'", (melody_id,), error, self._now(now)
         )
         return released > 0
 
@@ -633,12 +644,12 @@ class Repository:
             )
         return [(int(r[0]), r[1]) for r in rows]
 
-    async def mark_delivered(self, generation_id: int, *, now: float | None = None) -> None:
+    async def mark_delivered(self, melody_id: int, *, now: float | None = None) -> None:
         """The platform took the melody's reply: nothing is left for another process to send."""
         async with self._write() as connection:
             await connection.execute(
                 "UPDATE generations SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
-                (self._now(now), generation_id),
+                (self._now(now), melody_id),
             )
 
     async def unsent_owners(self, platform: str) -> set[str]:
@@ -650,7 +661,7 @@ class Repository:
         )
         return {row[0] for row in rows}
 
-    async def take_over(self, platform: str, dead_owner: str, new_owner: str) -> list[Generation]:
+    async def take_over(self, platform: str, dead_owner: str, new_owner: str) -> list[MelodyRecord]:
         """Make ``new_owner`` the owner of a dead process's unsent melodies on a platform and
         return them, oldest first. One atomic step: two processes taking over at once never
         both get the same melody."""
@@ -659,10 +670,10 @@ class Repository:
                 connection,
                 f"""UPDATE generations SET owner = ?
                     WHERE {_UNSENT} AND platform = ? AND owner = ?
-                    RETURNING {_columns(Generation)}""",
+                    RETURNING {_columns(MelodyRecord)}""",
                 (cap(new_owner, MAX_ID_CHARS), platform, dead_owner),
             )
-        return sorted((_record(Generation, row) for row in rows), key=lambda g: g.id)
+        return sorted((_record(MelodyRecord, row) for row in rows), key=lambda g: g.id)
 
     async def _fail(self, where: str, params: tuple[Any, ...], error: str, now: float) -> int:
         async with self._write() as connection:
@@ -677,21 +688,23 @@ class Repository:
             )
         return len(rows)
 
-    async def get_generation(self, generation_id: int) -> Generation | None:
+    async def get_melody(self, melody_id: int) -> MelodyRecord | None:
         rows = await self._read(
-            f"SELECT {_columns(Generation)} FROM generations WHERE id = ?", (generation_id,)
+            f"SELECT {_columns(MelodyRecord)} FROM generations WHERE id = ?", (melody_id,)
         )
-        return _record(Generation, rows[0]) if rows else None
+        return _record(MelodyRecord, rows[0]) if rows else None
 
-    async def history(self, user: User | int, limit: int = 5, offset: int = 0) -> list[Generation]:
+    async def history(
+        self, user: User | int, limit: int = 5, offset: int = 0
+    ) -> list[MelodyRecord]:
         """A user's finished melodies, newest first, one page at a time."""
         rows = await self._read(
-            f"""SELECT {_columns(Generation)} FROM generations
+            f"""SELECT {_columns(MelodyRecord)} FROM generations
                 WHERE user_id = ? AND status = 'done'
                 ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?""",
             (_user_id(user), min(max(0, limit), MAX_PAGE), max(0, offset)),
         )
-        return [_record(Generation, r) for r in rows]
+        return [_record(MelodyRecord, r) for r in rows]
 
     async def count_history(self, user: User | int) -> int:
         rows = await self._read(

@@ -26,14 +26,14 @@ async def eventually(probe: Callable[[], Any], *, timeout_s: float = 20.0) -> An
 
 async def failed_melody(repo, melody_id: int):
     """The melody once it has failed (e.g. the platform would not take it), else None."""
-    generation = await repo.get_generation(melody_id)
-    return generation if generation is not None and generation.status == "failed" else None
+    record = await repo.get_melody(melody_id)
+    return record if record is not None and record.status == "failed" else None
 
 
 async def delivered_melody(repo, melody_id: int):
     """The melody once the platform has taken it, else None."""
-    generation = await repo.get_generation(melody_id)
-    return generation if generation is not None and generation.delivered_at is not None else None
+    record = await repo.get_melody(melody_id)
+    return record if record is not None and record.delivered_at is not None else None
 
 
 async def whole(reply):

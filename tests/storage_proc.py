@@ -27,11 +27,11 @@ async def write(path: str, name: str, count: int) -> None:
         n = 0
         while count == 0 or n < count:
             n += 1
-            generation_id = await r.reserve_generation(
+            melody_id = await r.reserve_melody(
                 user, "test", "chat", f"{name} {n}", {"n": n}, "lstm", "v1", n
             )
-            await r.complete_generation(generation_id, b"MThd" + n.to_bytes(4, "big"), "C", n)
-            print(generation_id, flush=True)
+            await r.complete_melody(melody_id, b"MThd" + n.to_bytes(4, "big"), "C", n)
+            print(melody_id, flush=True)
             # A bot does other work between melodies; without this pause one process can take
             # the write lock again before the other's busy handler wakes, and never let it in.
             await asyncio.sleep(0.002)
@@ -45,7 +45,7 @@ async def quota(path: str, name: str, count: int) -> None:
         accepted = 0
         for n in range(count):
             try:
-                await r.reserve_generation(user, "test", "chat", name, {"n": n}, "lstm", "v1", n)
+                await r.reserve_melody(user, "test", "chat", name, {"n": n}, "lstm", "v1", n)
                 accepted += 1
             except QuotaExceeded:
                 pass

@@ -7,9 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import open_app
-from bot.commands import SPECS, CommandError, parse_command
+from bot.commands import CommandError, parse_command
 from bot.config import Settings
-from bot.core import Incoming
+from bot.incoming import Incoming
+from bot.registry import commands
 from tests.polling import whole
 
 
@@ -105,7 +106,7 @@ async def test_ban_by_name_with_duration_and_unban(app):
 
 async def test_help_for_every_command(app):
     overview = await answer(app.core, say("!help"))
-    for spec in SPECS:
+    for spec in commands():
         assert f"!{spec.name}" in overview.text
         detail = await answer(app.core, say(f"!help {spec.name}"))
         assert f"Example: !{spec.example}" in detail.text
@@ -118,7 +119,9 @@ async def test_help_for_every_command(app):
     st.one_of(
         st.text(max_size=60),
         st.builds(
-            lambda c, t: f"!{c} {t}", st.sampled_from([s.name for s in SPECS]), st.text(max_size=40)
+            lambda c, t: f"!{c} {t}",
+            st.sampled_from([s.name for s in commands()]),
+            st.text(max_size=40),
         ),
     )
 )

@@ -75,7 +75,7 @@ async def test_prefix_melody_posts_the_midi_then_adds_score_and_audio(discord_bo
     assert Image.open(io.BytesIO(files["png"])).width >= 1000
     assert posted.payload["content"].startswith("#1 · key C")
     buttons = [c["custom_id"] for row in posted.payload["components"] for c in row["components"]]
-    assert buttons == ["melody:again:1:0.7", "melody:vary:1:0.7"]
+    assert buttons == ["run:again 1 seed=new", "run:again 1 temp=0.9"]
     assert any(p.route == f"POST /channels/{CHANNEL_ID}/typing" for p in fake.posted)
     user = await app.repo.find_user("discord", "7")
     (stored,) = await app.repo.history(user.id)
@@ -202,7 +202,7 @@ async def test_a_typing_indicator_refused_does_not_stop_the_melody(discord_bot, 
             lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages"
         )
     assert "mid" in _files_by_suffix(posted)
-    assert (await app.repo.get_generation(1)).status == "done"
+    assert (await app.repo.get_melody(1)).status == "done"
     assert not [r for r in caplog.records if "failed" in r.getMessage()]  # no incident
 
 
@@ -210,8 +210,8 @@ async def test_a_melody_discord_will_not_deliver_gives_its_quota_slot_back(disco
     fake, app = discord_bot
     fake.refuse[f"/channels/{CHANNEL_ID}/messages"] = 403
     await fake.send_message("!melody C4 D4 E4 seed=6 bars=2")
-    generation = await eventually(lambda: failed_melody(app.repo, 1))
-    assert "not delivered" in generation.error
+    record = await eventually(lambda: failed_melody(app.repo, 1))
+    assert "not delivered" in record.error
     with sqlite3.connect(app.settings.database) as db:  # the slot is free again
         assert db.execute("SELECT counts FROM usage WHERE generation_id = 1").fetchone() == (0,)
 
@@ -226,7 +226,7 @@ async def test_a_melody_a_killed_process_left_is_finished_and_posted_in_its_chan
     app = front_end.bot.app
     request = parse_request("C4 D4 E4 bars=2 seed=5")
     user = await app.repo.upsert_user("discord", "7", "ann")
-    left = await app.repo.reserve_generation(  # as a process killed mid-melody left it
+    left = await app.repo.reserve_melody(  # as a process killed mid-melody left it
         user,
         "discord",
         GUILD_ID,
@@ -241,7 +241,7 @@ async def test_a_melody_a_killed_process_left_is_finished_and_posted_in_its_chan
     assert await take_over_interrupted(app, "discord", front_end.send_to) == 1
     (posted,) = [p for p in fake.posted if p.route == f"POST /channels/{CHANNEL_ID}/messages"]
     assert posted.payload["content"].startswith("ann: I was restarted while composing this")
-    stored = await app.repo.get_generation(left)
+    stored = await app.repo.get_melody(left)
     assert stored.status == "done" and _files_by_suffix(posted)["mid"] == stored.midi
     assert stored.tokens == " ".join(app.engine.compose(request).tokens)  # the melody it began
     assert await take_over_interrupted(app, "discord", front_end.send_to) == 0  # only once
@@ -258,7 +258,7 @@ async def test_a_melody_finished_but_never_sent_is_sent_by_the_next_process(disc
     request = parse_request("D4 E4 F#4 bars=2 seed=6")
     melody = app.engine.compose(request)
     user = await app.repo.upsert_user("discord", "7", "ann")
-    left = await app.repo.reserve_generation(
+    left = await app.repo.reserve_melody(
         user,
         "discord",
         GUILD_ID,
@@ -271,13 +271,13 @@ async def test_a_melody_finished_but_never_sent_is_sent_by_the_next_process(disc
         reply_address=CHANNEL_ID,
     )
     midi = melody.to_midi()
-    await app.repo.complete_generation(
+    await app.repo.complete_melody(
         left, midi, melody.key_label, melody.steps, tokens=" ".join(melody.tokens), pickup=0
     )
     assert await take_over_interrupted(app, "discord", front_end.send_to) == 1
     (posted,) = [p for p in fake.posted if p.route == f"POST /channels/{CHANNEL_ID}/messages"]
     assert _files_by_suffix(posted)["mid"] == midi
-    assert (await app.repo.get_generation(left)).delivered_at is not None
+    assert (await app.repo.get_melody(left)).delivered_at is not None
     assert await take_over_interrupted(app, "discord", front_end.send_to) == 0
 
 
@@ -285,7 +285,90 @@ async def test_a_delivered_melody_is_marked_so_no_one_sends_it_again(discord_bot
     fake, app = discord_bot
     await fake.send_message("!melody C4 D4 E4 seed=2 bars=2")
     await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages")
-    generation = await eventually(lambda: delivered_melody(app.repo, 1))
-    assert generation.owner == app.core.owner
-    assert generation.reply_address == CHANNEL_ID
+    record = await eventually(lambda: delivered_melody(app.repo, 1))
+    assert record.owner == app.scratch.name
+    assert record.reply_address == CHANNEL_ID
     assert await app.repo.unsent_owners("discord") == set()
+
+
+async def test_every_registered_command_is_a_slash_command_with_typed_options(discord_bot):
+    from bot.registry import commands
+    from generator.request import OPTIONS
+
+    fake, _ = discord_bot
+    registered = await eventually(lambda: {c["name"]: c for c in fake.registered} or None)
+    assert set(registered) == {spec.name for spec in commands()}
+    melody = {o["name"]: o for o in registered["melody"]["options"]}
+    assert melody["notes"]["required"] and melody["notes"]["type"] == 3
+    assert (melody["temp"]["min_value"], melody["temp"]["max_value"]) == (
+        OPTIONS["temp"].low,
+        OPTIONS["temp"].high,
+    )
+    assert [c["value"] for c in melody["meter"]["choices"]] == list(OPTIONS["meter"].choices)
+    assert melody["key"]["autocomplete"]
+    again = {o["name"]: o for o in registered["again"]["options"]}
+    assert again["id"]["type"] == 4 and again["id"]["autocomplete"]
+    for spec in commands():  # moderators' commands are shown to those who manage the server
+        permissions = registered[spec.name].get("default_member_permissions")
+        assert (str(permissions) == str(1 << 5)) == spec.moderator
+
+
+async def test_again_and_vary_buttons_compose_from_the_melody_under_them(discord_bot):
+    fake, app = discord_bot
+    await fake.send_message("!melody C4 D4 E4 temp=0.7 seed=3 bars=2")
+    await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages")
+    under = next(m for m in fake.messages if m["components"])
+    await fake.click("run:again 1 seed=new", under)
+    await fake.click("run:again 1 temp=0.9", under)
+    legacy = "melody:vary:1:0.7"  # a button sent before buttons carried their command
+    older = under | {"components": [{"type": 1, "components": [_button("Vary", legacy)]}]}
+    await fake.click(legacy, older)
+    answers = await fake.wait_for(lambda p: p.route.startswith(f"POST /webhooks/{APP_ID}/"), 3)
+    assert all("mid" in _files_by_suffix(a) for a in answers)
+    first, second, third = [await app.repo.get_melody(n) for n in (2, 3, 4)]
+    assert first.request["canonical"].startswith("C4 D4 E4 temp=0.7 bars=2 seed=")
+    assert first.rng_seed != 3  # "Again" is a new melody from the same opening
+    assert (
+        second.request["canonical"]
+        == third.request["canonical"]
+        == ("C4 D4 E4 temp=0.9 bars=2 seed=3")
+    )
+
+
+def _button(label: str, custom_id: str) -> dict:
+    return {"type": 2, "style": 2, "label": label, "custom_id": custom_id}
+
+
+async def test_melody_ids_are_suggested_from_the_users_own_melodies_in_this_server(discord_bot):
+    fake, app = discord_bot
+    await fake.send_message("!melody C4 D4 E4 seed=3 bars=2")
+    await fake.send_message("!melody G4 A4 B4 seed=4 bars=2", user_id="8", name="bob")
+    await eventually(lambda: delivered_melody(app.repo, 2))
+    focused = [{"name": "id", "type": 4, "value": "", "focused": True}]
+    await fake.send_autocomplete("show", focused)
+    (answer,) = await fake.wait_for(lambda p: p.route.endswith("/callback"))
+    assert answer.payload["type"] == 8  # autocomplete result
+    (choice,) = answer.payload["data"]["choices"]
+    assert choice["value"] == 1 and choice["name"].startswith("#1 · C4 D4 E4")
+
+
+async def test_slash_ban_takes_a_user_option(discord_bot):
+    from tests.fakes.discord_api import user
+
+    fake, app = discord_bot
+    troll = user("66", "troll")
+    await fake.send_slash(
+        "ban",
+        [
+            {"name": "user", "type": 6, "value": "66"},
+            {"name": "duration", "type": 3, "value": "2h"},
+            {"name": "reason", "type": 3, "value": "spamming"},
+        ],
+        moderator=True,
+        resolved={"users": {"66": troll}},
+    )
+    (answer,) = await fake.wait_for(lambda p: p.route.endswith("/callback"))
+    assert "troll can't use the bot here until" in answer.payload["data"]["content"]
+    banned = await app.repo.find_user("discord", "66")
+    ban = await app.repo.active_ban("discord", GUILD_ID, banned)
+    assert ban is not None and ban.reason == "spamming"

@@ -216,3 +216,13 @@ def test_the_shipped_model_composes_in_the_meter_asked_for(shipped_engine):
     assert differ >= 18
     on_grid = np.mean([bars_on_the_grid(w.tokens, w.layout) for w in waltzes])
     assert on_grid >= 0.95
+
+
+def test_the_cheap_check_refuses_a_seed_no_key_fits_and_passes_one_some_key_fits(shipped_engine):
+    low, high = shipped_engine.pitch_range()
+    with pytest.raises(RequestError, match="Your notes span more than this model knows"):
+        shipped_engine.check(MelodyRequest.parse(f"{low} {high + 7} {high + 7}"))
+    with pytest.raises(RequestError, match="is outside the range this model knows"):
+        shipped_engine.check(MelodyRequest.parse("C8 D4 key=C"))  # a key given: checked exactly
+    for seed in ("C4 D4 E4", f"{high + 1} {high}", f"{low - 1} {low}"):  # fits moved into a key
+        shipped_engine.check(MelodyRequest.parse(seed))

@@ -28,7 +28,7 @@ async def _open(tmp_path, clock: Clock, quota: int) -> Repository:
 
 
 async def _reserve(repo: Repository, user) -> int:
-    return await repo.reserve_generation(user, "telegram", "c", "C4", {"seed": []}, "m", "v", 1)
+    return await repo.reserve_melody(user, "telegram", "c", "C4", {"seed": []}, "m", "v", 1)
 
 
 async def _until(condition, rounds: int = 200) -> None:
@@ -55,14 +55,14 @@ async def test_an_abandoned_melody_gives_its_slot_back_while_the_bot_runs(tmp_pa
         try:
             clock.now += ABANDONED_AFTER_S - 60
             await asyncio.sleep(0.1)  # a few rounds: too young to be abandoned
-            assert (await repo.get_generation(abandoned)).status == "pending"
+            assert (await repo.get_melody(abandoned)).status == "pending"
             clock.now += 120
 
             async def released() -> bool:
-                return (await repo.get_generation(abandoned)).status == "failed"
+                return (await repo.get_melody(abandoned)).status == "failed"
 
             await _until(released)
-            assert await repo.complete_generation(await _reserve(repo, user), MIDI, "C", 16)
+            assert await repo.complete_melody(await _reserve(repo, user), MIDI, "C", 16)
         finally:
             await keeper.stop()
 
@@ -76,7 +76,7 @@ async def test_retention_runs_while_the_bot_runs(tmp_path):
         try:
             for _ in range(4):
                 clock.now += 1
-                assert await repo.complete_generation(await _reserve(repo, user), MIDI, "C", 16)
+                assert await repo.complete_melody(await _reserve(repo, user), MIDI, "C", 16)
 
             async def trimmed() -> bool:
                 return len(await repo.history(user.id, limit=10)) == 2

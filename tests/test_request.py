@@ -171,3 +171,12 @@ def test_a_decimal_comma_reads_as_a_decimal_point():
     assert "pickup=0.5" in request.describe()
     assert [n.pitch for n in parse_request("60,62, 64 temp=1").seed_notes] == [60, 62, 64]
     assert parse_request("C4").with_option_text("temp=1,5").temperature == 1.5
+
+
+def test_seed_new_asks_for_a_fresh_seed_and_with_seed_chooses_one_to_keep():
+    stored = parse_request("C4 D4 seed=7")
+    fresh = stored.with_option_text("seed=new")
+    assert fresh.rng_seed is None and fresh.seed_notes == stored.seed_notes
+    chosen = fresh.with_seed()
+    assert chosen.rng_seed is not None and chosen.with_seed() == chosen
+    assert f"seed={chosen.rng_seed}" in chosen.describe()

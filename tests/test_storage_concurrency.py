@@ -26,7 +26,7 @@ def _rows(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 async def _reserve(repo: Repository, user, n: int = 0, chat: str = "chat") -> int:
-    return await repo.reserve_generation(user, "test", chat, f"r{n}", {"n": n}, "lstm", "v1", n)
+    return await repo.reserve_melody(user, "test", chat, f"r{n}", {"n": n}, "lstm", "v1", n)
 
 
 # --- the quota is one atomic step ------------------------------------------------------------
@@ -172,8 +172,8 @@ async def test_cancelled_requests_leave_no_half_written_step(tmp_path):
             except TimeoutError:
                 timeouts += 1
         assert timeouts > 0
-        generation_id = await _reserve(repo, user)  # the connection is still usable
-        assert await repo.complete_generation(generation_id, b"MThd")
+        melody_id = await _reserve(repo, user)  # the connection is still usable
+        assert await repo.complete_melody(melody_id, b"MThd")
     rows = _rows(
         tmp_path / "c.sqlite3",
         """SELECT (SELECT count(*) FROM generations),
@@ -190,14 +190,14 @@ async def test_backup_while_writing_is_consistent(tmp_path):
     async with await Repository.open(path, defaults=UNLIMITED) as repo:
         user = await repo.upsert_user("test", "1", "Ann")
         for n in range(50):
-            await repo.complete_generation(await _reserve(repo, user, n), bytes(2000))
+            await repo.complete_melody(await _reserve(repo, user, n), bytes(2000))
         stop = asyncio.Event()
         written = 0
 
         async def keep_writing() -> None:
             nonlocal written
             while not stop.is_set():
-                await repo.complete_generation(await _reserve(repo, user, written), bytes(2000))
+                await repo.complete_melody(await _reserve(repo, user, written), bytes(2000))
                 written += 1
 
         writer = asyncio.create_task(keep_writing())
@@ -259,8 +259,8 @@ async def test_busy_answers_are_retried_not_passed_on(tmp_path):
         holder.execute("BEGIN IMMEDIATE")
         release = asyncio.get_running_loop().call_later(0.3, holder.execute, "COMMIT")
         try:
-            generation_id = await _reserve(repo, user)
+            melody_id = await _reserve(repo, user)
         finally:
             release.cancel()
             holder.close()
-        assert (await repo.get_generation(generation_id)).status == "pending"
+        assert (await repo.get_melody(melody_id)).status == "pending"

@@ -88,7 +88,7 @@ async def test_a_version_1_file_with_data_is_upgraded_intact(tmp_path):
 
     async with await Repository.open(path) as repo:
         assert await db.schema_version(repo._db) == db.latest_version()
-        old = await repo.get_generation(7)
+        old = await repo.get_melody(7)
         assert (old.request_text, old.request, old.midi, old.rng_seed) == (
             "C4 D4",
             {"bars": 8},
@@ -102,13 +102,13 @@ async def test_a_version_1_file_with_data_is_upgraded_intact(tmp_path):
         assert (await repo.active_ban("discord", "other", ann)).reason == "spam"
         assert [e.new_value for e in await repo.audit_log("discord", "g")] == ["3"]
         # New columns work, ids carry on, and the old request still counts towards the quota.
-        new_id = await repo.reserve_generation(ann, "discord", "g", "E4", {}, "m", "v1", 1, now=1e3)
-        assert await repo.complete_generation(new_id, b"MThd", "Em", 64)
-        assert (await repo.get_generation(new_id)).melody_key == "Em"
+        new_id = await repo.reserve_melody(ann, "discord", "g", "E4", {}, "m", "v1", 1, now=1e3)
+        assert await repo.complete_melody(new_id, b"MThd", "Em", 64)
+        assert (await repo.get_melody(new_id)).melody_key == "Em"
         assert new_id > 7
-        await repo.reserve_generation(ann, "discord", "g", "F4", {}, "m", "v1", 2, now=2e3)
+        await repo.reserve_melody(ann, "discord", "g", "F4", {}, "m", "v1", 2, now=2e3)
         with pytest.raises(QuotaExceeded):
-            await repo.reserve_generation(ann, "discord", "g", "G4", {}, "m", "v1", 3, now=3e3)
+            await repo.reserve_melody(ann, "discord", "g", "G4", {}, "m", "v1", 3, now=3e3)
 
 
 async def test_a_file_from_newer_code_is_refused_untouched(tmp_path):

@@ -45,11 +45,11 @@ async def repo(tmp_path, clock):
 
 
 async def _melody(repo, user, chat="chat-1", text="C4 D4", platform="discord"):
-    generation_id = await repo.reserve_generation(
+    melody_id = await repo.reserve_melody(
         user, platform, chat, text, {"seed": [[60, 4]], "bars": 8}, "esac-lstm", "v1", 42
     )
-    assert await repo.complete_generation(generation_id, b"MThd" + bytes(8), "G", 128)
-    return generation_id
+    assert await repo.complete_melody(melody_id, b"MThd" + bytes(8), "G", 128)
+    return melody_id
 
 
 async def test_users_are_upserted_by_platform_id(repo, clock):
@@ -71,10 +71,10 @@ async def test_over_long_and_odd_text_is_capped_not_refused(repo):
     assert len(user.display_name) == MAX_NAME_CHARS and user.display_name.endswith("…")
     assert (await repo.upsert_user("discord", "2", "   ")).display_name == "?"
     lone_surrogate = "C4 \ud800 D4"
-    generation_id = await repo.reserve_generation(
+    melody_id = await repo.reserve_melody(
         user, "discord", "c", lone_surrogate + "x" * 5000, {"t": "\ud800"}, "m", "v", 1
     )
-    stored = await repo.get_generation(generation_id)
+    stored = await repo.get_melody(melody_id)
     assert len(stored.request_text) == MAX_REQUEST_CHARS
     assert stored.request_text.startswith("C4 ? D4")
     ban = await repo.ban("discord", "c", user, "mod", "r" * 5000)
@@ -84,15 +84,15 @@ async def test_over_long_and_odd_text_is_capped_not_refused(repo):
 async def test_user_text_is_data_never_sql(repo):
     nasty = "Robert'); DROP TABLE generations;--"
     user = await repo.upsert_user("discord", nasty, nasty)
-    generation_id = await _melody(repo, user, chat=nasty, text=nasty)
-    stored = await repo.get_generation(generation_id)
+    melody_id = await _melody(repo, user, chat=nasty, text=nasty)
+    stored = await repo.get_melody(melody_id)
     assert (stored.request_text, stored.chat_id, user.display_name) == (nasty, nasty, nasty)
     assert await repo.find_user("discord", nasty) == user
 
 
 async def test_generation_round_trip_keeps_what_regeneration_needs(repo, clock):
     user = await repo.upsert_user("telegram", "7", "Bo")
-    generation_id = await repo.reserve_generation(
+    melody_id = await repo.reserve_melody(
         user,
         "telegram",
         "-100",
@@ -102,11 +102,11 @@ async def test_generation_round_trip_keeps_what_regeneration_needs(repo, clock):
         "2024.1",
         2**63 - 1,
     )
-    pending = await repo.get_generation(generation_id)
+    pending = await repo.get_melody(melody_id)
     assert (pending.status, pending.midi, pending.completed_at) == ("pending", None, None)
     clock.now += 2
-    assert await repo.complete_generation(generation_id, b"MThd\x00\x01", "Em", 64)
-    done = await repo.get_generation(generation_id)
+    assert await repo.complete_melody(melody_id, b"MThd\x00\x01", "Em", 64)
+    done = await repo.get_melody(melody_id)
     assert done.status == "done" and done.midi == b"MThd\x00\x01" and done.completed_at == T0 + 2
     assert done.request == {"bars": 8, "seed": [60, 64, 67]}
     assert (done.model_name, done.model_version, done.rng_seed) == (
@@ -120,22 +120,22 @@ async def test_generation_round_trip_keeps_what_regeneration_needs(repo, clock):
         "telegram",
         "-100",
     )
-    assert not await repo.complete_generation(generation_id, b"other")  # no second ending
-    assert await repo.get_generation(10**6) is None
+    assert not await repo.complete_melody(melody_id, b"other")  # no second ending
+    assert await repo.get_melody(10**6) is None
 
 
 async def test_failures_keep_their_error_and_give_the_quota_slot_back(repo):
     user = await repo.upsert_user("discord", "1", "Ann")
     ids = [await _melody(repo, user) for _ in range(4)]
-    last = await repo.reserve_generation(user, "discord", "chat-1", "x", {}, "m", "v", 1)
+    last = await repo.reserve_melody(user, "discord", "chat-1", "x", {}, "m", "v", 1)
     with pytest.raises(QuotaExceeded):
-        await repo.reserve_generation(user, "discord", "chat-1", "x", {}, "m", "v", 1)
-    assert await repo.fail_generation(last, "RuntimeError: " + "e" * 5000)
-    failed = await repo.get_generation(last)
+        await repo.reserve_melody(user, "discord", "chat-1", "x", {}, "m", "v", 1)
+    assert await repo.fail_melody(last, "RuntimeError: " + "e" * 5000)
+    failed = await repo.get_melody(last)
     assert failed.status == "failed" and failed.midi is None
     assert failed.error.startswith("RuntimeError") and len(failed.error) == MAX_ERROR_CHARS
-    assert not await repo.complete_generation(last, b"late")
-    assert await repo.reserve_generation(user, "discord", "chat-1", "x", {}, "m", "v", 1) > max(ids)
+    assert not await repo.complete_melody(last, b"late")
+    assert await repo.reserve_melody(user, "discord", "chat-1", "x", {}, "m", "v", 1) > max(ids)
 
 
 async def test_quota_is_a_rolling_day_per_user_and_chat(repo, clock):
@@ -145,14 +145,14 @@ async def test_quota_is_a_rolling_day_per_user_and_chat(repo, clock):
         clock.now = T0 + i * 3600
         await _melody(repo, ann)
     with pytest.raises(QuotaExceeded) as refused:
-        await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+        await repo.reserve_melody(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
     assert refused.value.quota == 5 and refused.value.resets_at == T0 + DAY
     await _melody(repo, bob)  # someone else
     await _melody(repo, ann, chat="chat-2")  # somewhere else
     clock.now = T0 + DAY + 1  # the first slot has freed, and only that one
     await _melody(repo, ann)
     with pytest.raises(QuotaExceeded) as again:
-        await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+        await repo.reserve_melody(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
     assert again.value.resets_at == T0 + 3600 + DAY
 
 
@@ -163,7 +163,7 @@ async def test_lowered_quota_reports_when_enough_slots_free(repo, clock):
         await _melody(repo, ann)
     await repo.set_limit("discord", "chat-1", "daily_quota", 2, "mod")
     with pytest.raises(QuotaExceeded) as refused:
-        await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+        await repo.reserve_melody(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
     assert refused.value.resets_at == T0 + 3 * 60 + DAY  # 4th oldest out: 1 left, room
 
 
@@ -173,7 +173,7 @@ async def test_cooldown_counts_from_the_last_accepted_request(repo, clock):
     await _melody(repo, ann)
     clock.now += 10
     with pytest.raises(CooldownActive) as refused:
-        await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+        await repo.reserve_melody(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
     assert refused.value.seconds_left == pytest.approx(20)
     await _melody(repo, ann, chat="chat-2")  # cooldown is per chat
     clock.now += 20
@@ -221,7 +221,7 @@ async def test_disabled_chat_refuses_and_can_be_enabled_again(repo):
     assert await repo.set_enabled("telegram", "-5", False, "mod") is None
     assert not (await repo.effective_limits("telegram", "-5")).enabled
     with pytest.raises(ChatDisabled):
-        await repo.reserve_generation(ann, "telegram", "-5", "x", {}, "m", "v", 1)
+        await repo.reserve_melody(ann, "telegram", "-5", "x", {}, "m", "v", 1)
     await _melody(repo, ann, chat="-6", platform="telegram")
     assert await repo.set_enabled("telegram", "-5", True, "mod") is False
     await _melody(repo, ann, chat="-5", platform="telegram")
@@ -279,7 +279,7 @@ async def test_bans_expire_and_apply_to_their_scope_only(repo, clock):
     ban = await repo.ban("discord", "g1", ann, "mod", "flooding", duration_s=3600)
     assert ban.expires_at == T0 + 3600
     with pytest.raises(Banned) as refused:
-        await repo.reserve_generation(ann, "discord", "g1", "x", {}, "m", "v", 1)
+        await repo.reserve_melody(ann, "discord", "g1", "x", {}, "m", "v", 1)
     assert refused.value.ban.reason == "flooding"
     await _melody(repo, ann, chat="g2")  # other guilds are fine
     assert await repo.active_ban("discord", "g1", ann, now=T0 + 3599) == ban
@@ -319,9 +319,9 @@ async def test_history_pages_newest_first_and_only_finished(repo, clock):
     for i in range(12):
         clock.now = T0 + i
         ids.append(await _melody(repo, ann, text=f"melody {i}"))
-    failed = await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
-    await repo.fail_generation(failed, "boom")
-    await repo.reserve_generation(ann, "discord", "chat-1", "pending", {}, "m", "v", 1)
+    failed = await repo.reserve_melody(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+    await repo.fail_melody(failed, "boom")
+    await repo.reserve_melody(ann, "discord", "chat-1", "pending", {}, "m", "v", 1)
     await _melody(repo, bob)
     pages = [await repo.history(ann, limit=5, offset=o) for o in (0, 5, 10, 15)]
     assert [[g.id for g in page] for page in pages] == [
@@ -341,12 +341,12 @@ async def test_forget_me_deletes_history_but_not_bans_quota_or_audit(repo):
     await _melody(repo, bob)
     await repo.ban("discord", "other", ann, "mod", "spam")
     assert await repo.forget_user(ann) == 5
-    assert await repo.history(ann) == [] and await repo.get_generation(ids[0]) is None
+    assert await repo.history(ann) == [] and await repo.get_melody(ids[0]) is None
     assert await repo.count_history(bob) == 1
     assert await repo.active_ban("discord", "other", ann) is not None
     assert len(await repo.audit_log("discord", "other")) == 1
     with pytest.raises(QuotaExceeded):  # forgetting is no way round the quota
-        await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+        await repo.reserve_melody(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
     assert await repo.forget_user(ann) == 0
 
 
@@ -366,27 +366,26 @@ async def test_retention_keeps_last_n_per_user_or_n_days(repo, clock):
         clock.now = T0 + day * DAY
         ann_ids.append(await _melody(repo, ann))
     bob_id = await _melody(repo, bob)
-    in_flight = await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
+    in_flight = await repo.reserve_melody(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
     assert await repo.apply_retention(keep_last=4) == 2
     assert [g.id for g in await repo.history(ann, limit=10)] == ann_ids[:1:-1]
     assert await repo.apply_retention(keep_days=1.5) == 2  # days 2 and 3; day 5 is "now"
     assert [g.id for g in await repo.history(ann, limit=10)] == ann_ids[:3:-1]
-    assert (await repo.get_generation(bob_id)) is not None
-    assert (await repo.get_generation(in_flight)).status == "pending"
+    assert (await repo.get_melody(bob_id)) is not None
+    assert (await repo.get_melody(in_flight)).status == "pending"
     assert await repo.apply_retention() == 0
 
 
 async def test_stale_pending_melodies_are_failed_and_free_their_slot(repo, clock):
     ann = await repo.upsert_user("discord", "1", "Ann")
     stuck = [
-        await repo.reserve_generation(ann, "discord", "chat-1", "x", {}, "m", "v", 1)
-        for _ in range(5)
+        await repo.reserve_melody(ann, "discord", "chat-1", "x", {}, "m", "v", 1) for _ in range(5)
     ]
     clock.now += 600
     assert await repo.fail_stale_pending(older_than_s=3600) == 0
     clock.now += 3600
     assert await repo.fail_stale_pending(older_than_s=3600) == 5
-    assert {(await repo.get_generation(i)).status for i in stuck} == {"failed"}
+    assert {(await repo.get_melody(i)).status for i in stuck} == {"failed"}
     await _melody(repo, ann)
 
 
@@ -396,13 +395,13 @@ async def test_a_dead_process_s_melodies_are_taken_over_once_whoever_asks_at_onc
     ann = await repo.upsert_user("telegram", "1", "Ann")
     await repo.set_limit(GLOBAL, GLOBAL, "daily_quota", 100, "owner")
     left = [
-        await repo.reserve_generation(
+        await repo.reserve_melody(
             ann, "telegram", "5", "x", {}, "m", "v", 1, owner="dead", reply_address=f"5:{n}"
         )
         for n in range(20)
     ]
-    await repo.reserve_generation(ann, "telegram", "5", "x", {}, "m", "v", 1, owner="alive")
-    await repo.reserve_generation(ann, "discord", "g", "x", {}, "m", "v", 1, owner="dead")
+    await repo.reserve_melody(ann, "telegram", "5", "x", {}, "m", "v", 1, owner="alive")
+    await repo.reserve_melody(ann, "discord", "g", "x", {}, "m", "v", 1, owner="dead")
     assert await repo.unsent_owners("telegram") == {"dead", "alive"}
     async with await Repository.open(tmp_path / "bot.sqlite3", clock=clock) as other:
         mine, theirs = await asyncio.gather(
@@ -462,3 +461,20 @@ async def test_a_resend_counts_towards_the_cooldown_never_the_quota(tmp_path, cl
         with pytest.raises(QuotaExceeded):
             await _melody(repo, ann)
         await repo.admit_resend(ann, "discord", "chat-1")  # and the quota does not stop re-sends
+
+
+async def test_size_limits_are_checked_in_the_same_step_as_the_quota(repo):
+    from storage import TooLong, TooManySeedNotes
+
+    user = await repo.upsert_user("discord", "1", "Ann")
+    ask = (user, "discord", "chat-1", "C4", {"seed": [[60, 4]]}, "esac-lstm", "v1", 1)
+    with pytest.raises(TooLong) as too_long:
+        await repo.reserve_melody(*ask, bars=33, seed_notes=1)
+    assert too_long.value.max_bars == 32
+    with pytest.raises(TooManySeedNotes):
+        await repo.reserve_melody(*ask, bars=8, seed_notes=17)
+    await repo.set_limit("discord", "chat-1", "max_bars", 40, "mod")
+    assert await repo.reserve_melody(*ask, bars=40, seed_notes=16)
+    assert await repo.count_history(user) == 0  # pending, not refused: the refusals stored nothing
+    with sqlite3.connect(repo.path) as db:
+        assert db.execute("SELECT count(*) FROM usage").fetchone() == (1,)

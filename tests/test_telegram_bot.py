@@ -68,8 +68,14 @@ async def test_melody_arrives_text_and_midi_first_then_photo_and_voice_note(tele
     (stored,) = await app.repo.history(user.id)
     assert stored.status == "done" and stored.midi == document.files["document"]
     assert stored.chat_id == "-100"
-    commands = fake.sent("setMyCommands")[0].fields["commands"]
-    assert '"melody"' in commands and '"setlimit"' not in commands
+    everyone, administrators = fake.sent("setMyCommands")
+    assert '"melody"' in everyone.fields["commands"]
+    assert '"setlimit"' not in everyone.fields["commands"] and "scope" not in everyone.fields
+    # a group's administrators (its moderators) see the moderators' commands as well
+    assert json.loads(administrators.fields["scope"]) == {"type": "all_chat_administrators"}
+    assert {'"melody"', '"setlimit"', '"ban"'} <= {
+        f'"{c["command"]}"' for c in json.loads(administrators.fields["commands"])
+    }
 
 
 async def test_the_chat_shows_work_under_way_only_when_it_takes_a_while(telegram):
@@ -157,8 +163,8 @@ async def test_a_melody_telegram_will_not_deliver_gives_its_quota_slot_back(tele
     fake, app = telegram
     fake.failing["sendDocument"] = (403, "Forbidden: bot was blocked by the user")
     fake.send_text("/melody C4 D4 E4 seed=7 bars=2")
-    generation = await eventually(lambda: failed_melody(app.repo, 1))
-    assert "not delivered" in generation.error
+    record = await eventually(lambda: failed_melody(app.repo, 1))
+    assert "not delivered" in record.error
     with sqlite3.connect(app.settings.database) as db:
         assert db.execute("SELECT counts FROM usage WHERE generation_id = 1").fetchone() == (0,)
 
@@ -176,8 +182,8 @@ async def test_passing_faults_of_telegram_cost_no_melody(telegram):
     assert documents[-1].files  # the melody itself arrived
     notes = await _wait_for_text(fake, "would not take the score picture")
     assert notes
-    generation = await app.repo.get_generation(1)
-    assert generation.status == "done" and generation.midi == documents[-1].files["document"]
+    record = await app.repo.get_melody(1)
+    assert record.status == "done" and record.midi == documents[-1].files["document"]
     with sqlite3.connect(app.settings.database) as db:
         assert db.execute("SELECT counts FROM usage WHERE generation_id = 1").fetchone() == (1,)
 
@@ -215,11 +221,11 @@ async def test_a_message_a_killed_process_received_is_answered_by_the_next_once(
             "telegram", update_id, json.dumps({"update_id": update_id, "message": message})
         )
     user = await app.repo.upsert_user("telegram", "40", "eve")
-    reserved = await app.repo.reserve_generation(  # 502 got as far as its reservation
+    reserved = await app.repo.reserve_melody(  # 502 got as far as its reservation
         user, "telegram", "40", "x", {}, "m", "v", 1, source="telegram:update:502"
     )
     with pytest.raises(AlreadyReceived):
-        await app.repo.reserve_generation(
+        await app.repo.reserve_melody(
             user, "telegram", "40", "x", {}, "m", "v", 1, source="telegram:update:502"
         )
     front_end = TelegramFrontEnd(app)
@@ -244,8 +250,8 @@ async def test_every_update_is_in_the_inbox_until_handled(telegram):
     fake.send_text("/melody C4 D4 E4 seed=2 bars=2")
     await fake.wait_for("sendDocument")
     await eventually(lambda: _inbox_empty(app))
-    generation = await eventually(lambda: delivered_melody(app.repo, 1))
-    assert generation.source == "telegram:update:1"
+    record = await eventually(lambda: delivered_melody(app.repo, 1))
+    assert record.source == "telegram:update:1"
 
 
 async def _inbox_empty(app) -> bool:

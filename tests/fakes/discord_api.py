@@ -71,6 +71,8 @@ class FakeDiscord:
         self.close_on_identify: int | None = None
         self.max_upload_bytes: int | None = None  # larger messages get 413, as Discord answers
         self.refuse: dict[str, int] = {}  # route ending → HTTP status, e.g. {"/typing": 403}
+        self.registered: list[dict] = []  # the application commands the bot last registered
+        self.messages: list[dict] = []  # every message the bot posted, as the fake answered
 
     @property
     def api_base(self) -> str:
@@ -231,14 +233,43 @@ class FakeDiscord:
         user_id: str = "7",
         user_name: str = "ann",
         moderator: bool = False,
+        resolved: dict | None = None,
     ) -> None:
+        """A slash command; ``resolved`` carries the users a user option names, as Discord
+        sends them beside the options."""
+        data = {"id": str(next(self._ids)), "name": name, "type": 1, "options": options}
+        if resolved:
+            data["resolved"] = resolved
+        await self._interaction(2, data, user_id, user_name, moderator)
+
+    async def send_autocomplete(self, name: str, options: list[dict], *, user_id: str = "7"):
+        """The user typing into an option with suggestions (the one marked ``focused``)."""
+        data = {"id": str(next(self._ids)), "name": name, "type": 1, "options": options}
+        await self._interaction(4, data, user_id, "ann", False)
+
+    async def click(self, custom_id: str, message: dict, *, user_id: str = "7") -> None:
+        """A button press under ``message`` (as the fake answered its POST)."""
+        data = {"custom_id": custom_id, "component_type": 2}
+        await self._interaction(3, data, user_id, "ann", False, message=message)
+
+    async def _interaction(
+        self,
+        kind: int,
+        data: dict,
+        user_id: str,
+        user_name: str,
+        moderator: bool,
+        message: dict | None = None,
+    ) -> None:
+        extra = {} if message is None else {"message": message}
         await self._dispatch(
             "INTERACTION_CREATE",
-            {
+            extra
+            | {
                 "id": str(next(self._ids)),
                 "application_id": APP_ID,
-                "type": 2,
-                "data": {"id": str(next(self._ids)), "name": name, "type": 1, "options": options},
+                "type": kind,
+                "data": data,
                 "guild_id": GUILD_ID,
                 "channel_id": CHANNEL_ID,
                 "channel": {"id": CHANNEL_ID, "type": 0, "guild_id": GUILD_ID, "name": "general"},
@@ -292,6 +323,7 @@ class FakeDiscord:
             return _json({"url": self.gateway_url, "shards": 1})
         if route.startswith("PUT /applications/"):
             commands = payload if isinstance(payload, list) else []
+            self.registered = commands
             return _json(
                 [
                     c | {"id": str(next(self._ids)), "application_id": APP_ID, "version": "1"}
@@ -315,7 +347,9 @@ class FakeDiscord:
                     }
                 }
             )
-        return _json(self._message(payload if isinstance(payload, dict) else {}, files))
+        message = self._message(payload if isinstance(payload, dict) else {}, files)
+        self.messages.append(message)
+        return _json(message)
 
     async def _record(self, posted: Posted) -> None:
         async with self.arrived:

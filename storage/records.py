@@ -24,8 +24,8 @@ LIMIT_NAMES = ("daily_quota", "cooldown_s", "max_bars", "max_seed_notes", "enabl
 class Limits:
     """What applies in one chat: these code defaults, then global rows, then the chat's own rows.
 
-    The defaults are the bot settings' business (``Repository.open(defaults=...)``); the values
-    here only keep a bare repository usable.
+    The values here are the defaults, the one place they are written: the bot's settings
+    start from them and pass what the operator chose to ``Repository.open(defaults=...)``.
     """
 
     daily_quota: int = 50
@@ -67,7 +67,7 @@ class User:
 
 
 @dataclass(frozen=True)
-class Generation:
+class MelodyRecord:
     """One melody request and what came of it: enough to re-send or regenerate it exactly."""
 
     id: int
@@ -169,6 +169,22 @@ class AlreadyReceived(Refusal):
     def __init__(self, source: str):
         self.source = source
         super().__init__(f"already received: {source}")
+
+
+class TooLong(Refusal):
+    """A melody longer than the chat's ``max_bars``."""
+
+    def __init__(self, max_bars: int):
+        self.max_bars = max_bars
+        super().__init__(f"longer than {max_bars} bars")
+
+
+class TooManySeedNotes(Refusal):
+    """An opening with more notes than the chat's ``max_seed_notes``."""
+
+    def __init__(self, max_seed_notes: int):
+        self.max_seed_notes = max_seed_notes
+        super().__init__(f"more than {max_seed_notes} starting notes")
 
 
 class CooldownActive(Refusal):
