@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 
 
 def _quiet_music21() -> None:
-    from generator.corpus import quiet_music21
+    from generator.training.corpus import quiet_music21
 
     quiet_music21()
 
@@ -46,7 +46,7 @@ def main() -> None:
 @click.option("--workers", type=int, default=None, help="Parallel parsers (default: all cores).")
 def prepare(data: str, workers: int | None) -> None:
     """Parse, filter, transpose and encode the songs; cache the result for `train`."""
-    from generator.corpus import preprocess
+    from generator.training.corpus import preprocess
 
     _quiet_music21()
     corpus = _or_fail(lambda: preprocess(data, workers=workers))
@@ -96,8 +96,8 @@ def train(out_dir: Path, form_inputs: str, overwrite: bool, **options) -> None:
             f"{out_dir} already holds a model; choose another --out, or add --overwrite to "
             "replace it (hours of training are not undone)."
         )
-    from generator.train import TrainConfig
-    from generator.train import train as run_training
+    from generator.training.train import TrainConfig
+    from generator.training.train import train as run_training
 
     _quiet_music21()
     from generator.form import CONTEXT_COLUMNS
@@ -138,10 +138,10 @@ def evaluate(data: str, model_dir: Path, validation_only: bool, ngram_order: int
     accuracy, non-hold accuracy, bits per note event and pitch bits per onset, for the model
     and for an n-gram fitted on the training split of the same data.
     """
-    from generator.corpus import is_validation, preprocess
     from generator.engine import MelodyEngine
-    from generator.ngram import KneserNey
-    from generator.scoring import score_songs
+    from generator.training.corpus import is_validation, preprocess
+    from generator.training.ngram import KneserNey
+    from generator.training.scoring import score_songs
 
     _quiet_music21()
     engine = _or_fail(lambda: MelodyEngine.load(model_dir))
@@ -240,9 +240,9 @@ def report(
     Writes index.md (feature overlaps, form figures per meter, length and meter sweeps),
     report.json, one plot per feature and a listening page into --out.
     """
-    from generator.corpus import preprocess
     from generator.engine import MelodyEngine
-    from generator.report.build import build_report
+    from generator.training.corpus import preprocess
+    from generator.training.report.build import build_report
 
     _quiet_music21()
     try:

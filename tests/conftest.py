@@ -42,7 +42,7 @@ def few_songs_dir(esac_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(few_songs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from generator.train import TrainConfig, train
+    from generator.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     train(

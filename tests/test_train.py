@@ -30,7 +30,7 @@ def test_tiny_model_composes(tiny_engine):
 
 
 def test_vocabulary_is_reproducible(few_songs_dir, tiny_model_dir):
-    from generator.corpus import preprocess
+    from generator.training.corpus import preprocess
 
     corpus = preprocess(few_songs_dir)
     rebuilt = Vocabulary.from_sequences(s.tokens for s in corpus.songs)

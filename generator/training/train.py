@@ -19,9 +19,7 @@ from pathlib import Path
 
 import keras
 
-from generator import corpus as corpus_mod
 from generator import form
-from generator.dataset import build_index, make_dataset
 from generator.model import (
     MODEL_FILE,
     ModelShape,
@@ -30,7 +28,9 @@ from generator.model import (
     check_form_inputs,
     save_for_inference,
 )
-from generator.scoring import score_songs
+from generator.training import corpus as corpus_mod
+from generator.training.dataset import build_index, make_dataset
+from generator.training.scoring import score_songs
 from generator.vocab import Vocabulary
 
 
