@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from melodybot.environment import configure_process
+
+# The bot's process settings (one BLAS thread, TensorFlow quiet), set before any test module
+# loads NumPy: the tests and the worker processes they start run as the bot's would.
+configure_process()
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ESAC_DIR = PROJECT_ROOT.parent / "shared" / "data" / "esac" / "deutschl"

@@ -1,10 +1,33 @@
 import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from click.testing import CliRunner
 from music21 import converter
 
-from bot.cli import main
+from melodybot.cli import main
+from melodybot.environment import BLAS_THREAD_VARIABLES
+from tests.conftest import SHIPPED_MODEL
+from tests.entry_point import checkout_env
+
+COMMANDS = [
+    "prepare",
+    "train",
+    "evaluate",
+    "generate",
+    "info",
+    "report",
+    "chat",
+    "run",
+    "discord",
+    "telegram",
+    "backup",
+    "health",
+]
 
 
 @pytest.fixture
@@ -12,33 +35,41 @@ def runner():
     return CliRunner()
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        [],
-        ["prepare"],
-        ["train"],
-        ["evaluate"],
-        ["generate"],
-        ["info"],
-        ["report"],
-        ["chat"],
-        ["run"],
-        ["discord"],
-        ["telegram"],
-        ["backup"],
-        ["health"],
-    ],
-)
+@pytest.mark.parametrize("command", [[], *([name] for name in COMMANDS)])
 def test_every_command_has_help(runner, command):
     result = runner.invoke(main, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output
 
 
-def test_train_never_overwrites_a_model_unless_told(runner, tmp_path):
-    from tests.conftest import SHIPPED_MODEL
+def _listed_commands(help_text: str) -> dict[str, str]:
+    """The Commands section of a group's help: each name with its summary, wrapped lines joined."""
+    listed: dict[str, str] = {}
+    name = None
+    for line in help_text.split("Commands:\n", 1)[1].splitlines():
+        row = re.match(r"^  (\S+)\s+(.*)$", line)
+        if row:
+            name = row[1]
+            listed[name] = row[2]
+        elif line.strip() and name:
+            listed[name] += " " + line.strip()
+    return listed
 
+
+def test_python_m_melodybot_is_the_same_command_line():
+    done = subprocess.run(
+        [sys.executable, "-m", "melodybot", "--help"],
+        capture_output=True,
+        text=True,
+        env=checkout_env(os.environ),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: melodybot ")
+    assert sorted(_listed_commands(done.stdout)) == sorted(COMMANDS)
+
+
+def test_train_never_overwrites_a_model_unless_told(runner, tmp_path):
     assert "models/esac-lstm" not in runner.invoke(main, ["train", "--help"]).output
     before = (SHIPPED_MODEL / "model.keras").stat().st_mtime_ns
     refused = runner.invoke(main, ["train", "--out", str(SHIPPED_MODEL), "--epochs", "1"])
@@ -98,23 +129,55 @@ def test_info_and_evaluate(runner, tiny_model_dir, few_songs_dir):
     assert scores["ngram5"]["steps"] == scores["lstm"]["steps"]  # the same steps, side by side
 
 
-def test_the_command_line_starts_without_numpy_so_blas_is_pinned_first():
-    """bot.cli sets one BLAS thread per process; that only works before NumPy is imported."""
-    import subprocess
-    import sys
+def test_commands_run_with_one_blas_thread_set_before_numpy_loads():
+    """OpenBLAS reads its thread count when NumPy is first imported, so the root group must set
+    it before any command imports NumPy, and importing the CLI must not have imported it."""
+    probe = textwrap.dedent(
+        """
+        import json, os, sys
+        from melodybot.cli import main
 
-    probe = "import sys, bot.cli; print('numpy' in sys.modules, 'music21' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+        names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                 "TF_CPP_MIN_LOG_LEVEL")
+        seen = {"imported": {n: os.environ.get(n) for n in names},
+                "loaded": sorted({"numpy", "music21"} & set(sys.modules))}
+
+        @main.command()
+        def probe():
+            seen["in the command"] = {n: os.environ.get(n) for n in names}
+            seen["loaded in the command"] = sorted({"numpy", "music21"} & set(sys.modules))
+            print(json.dumps(seen))
+
+        main(["probe"])
+        """
+    )
+    env = {k: v for k, v in checkout_env(os.environ).items() if k not in BLAS_THREAD_VARIABLES}
+    env = {k: v for k, v in env.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | {"MKL_NUM_THREADS": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    )
+    seen = json.loads(done.stdout)
+    assert seen["imported"] == {
+        "OPENBLAS_NUM_THREADS": None,  # importing sets nothing: the group does, when it runs
+        "OMP_NUM_THREADS": None,
+        "MKL_NUM_THREADS": "3",
+        "TF_CPP_MIN_LOG_LEVEL": None,
+    }
+    assert seen["in the command"] == {
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "3",  # what the environment says wins
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    assert seen["loaded"] == seen["loaded in the command"] == []
 
 
 def test_log_lines_and_their_tracebacks_never_show_a_token():
     import logging
-    import sys
 
-    from bot.cli import _SecretsHidden
+    from melodybot.logs import SecretsHidden
 
-    formatter = _SecretsHidden("%(levelname)s %(message)s", ["123:SECRET", ""])
+    formatter = SecretsHidden("%(levelname)s %(message)s", ["123:SECRET", ""])
     try:
         raise ValueError("The token `123:SECRET` was rejected")
     except ValueError:

@@ -7,7 +7,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,9 +14,8 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT
+from tests.entry_point import MELODYBOT, checkout_env
 from tests.fakes.telegram_api import FakeTelegram
-
-MELODYBOT = Path(sys.executable).parent / "melodybot"
 
 
 def test_compose_file_has_both_bots_sharing_one_volume():
@@ -66,7 +64,7 @@ def test_env_example_documents_every_setting():
 
 async def _run(*args: str, env: dict, cwd: Path) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        str(MELODYBOT),
+        *MELODYBOT,
         *args,
         env=env,
         cwd=cwd,
@@ -80,7 +78,7 @@ async def _run(*args: str, env: dict, cwd: Path) -> tuple[int, str]:
 def _bot_env(tmp_path: Path, fake: FakeTelegram, **settings: str) -> dict[str, str]:
     """The environment of a `melodybot telegram` process talking to ``fake``: audio off and no
     cooldown unless ``settings`` (MELODYBOT_* names, or TELEGRAM_TOKEN) say otherwise."""
-    return {
+    env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         "TELEGRAM_TOKEN": "123456:TEST-TOKEN",
@@ -89,7 +87,8 @@ def _bot_env(tmp_path: Path, fake: FakeTelegram, **settings: str) -> dict[str, s
         "MELODYBOT_HEARTBEAT_FILE": str(tmp_path / "heartbeat.json"),
         "MELODYBOT_AUDIO": "false",
         "MELODYBOT_COOLDOWN_S": "0",
-    } | settings
+    }
+    return checkout_env(env) | settings
 
 
 async def _start_bot(env: dict[str, str], tmp_path: Path) -> asyncio.subprocess.Process:
@@ -97,7 +96,7 @@ async def _start_bot(env: dict[str, str], tmp_path: Path) -> asyncio.subprocess.
     and stall it), and wait for its first heartbeat."""
     with (tmp_path / "bot.log").open("wb") as log_file:
         bot = await asyncio.create_subprocess_exec(
-            str(MELODYBOT), "telegram", env=env, cwd=tmp_path, stdout=log_file, stderr=log_file
+            *MELODYBOT, "telegram", env=env, cwd=tmp_path, stdout=log_file, stderr=log_file
         )
     heartbeat = Path(env["MELODYBOT_HEARTBEAT_FILE"])
     for _ in range(600):

@@ -158,7 +158,7 @@ def test_report_command_compares_with_a_reference_folder(tiny_model_dir, few_son
 
     from click.testing import CliRunner
 
-    from bot.cli import main
+    from melodybot.cli import main
 
     reference = tmp_path / "reference"
     reference.mkdir()

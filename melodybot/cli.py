@@ -1,0 +1,36 @@
+"""The ``melodybot`` command line: the root group, and every command added to it by name.
+
+The commands live beside this module, grouped by concern (composing, training, running the
+bot); none of them imports NumPy, music21 or TensorFlow before it runs, so the root group can
+set the process up first (melodybot.environment) and ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import click
+
+from melodybot import bot_commands, compose_commands, training_commands
+from melodybot.environment import configure_process
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """melodybot: compose folk-style melodies with an LSTM trained on the Essen collection."""
+    configure_process()  # before any command imports NumPy or TensorFlow
+
+
+# Composing with a trained model (melodybot.compose_commands).
+main.add_command(compose_commands.generate)
+main.add_command(compose_commands.info)
+# Making and measuring models; these need the `train` extra (melodybot.training_commands).
+main.add_command(training_commands.prepare)
+main.add_command(training_commands.train)
+main.add_command(training_commands.evaluate)
+main.add_command(training_commands.report)
+# Running and looking after the bot (melodybot.bot_commands).
+main.add_command(bot_commands.run)
+main.add_command(bot_commands.chat)
+main.add_command(bot_commands.discord)
+main.add_command(bot_commands.telegram)
+main.add_command(bot_commands.backup)
+main.add_command(bot_commands.health)
