@@ -67,7 +67,10 @@ data_dir_option = click.option(
 @data_dir_option
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def chat(user: str, moderator: bool, data_dir: Path | None, verbose: bool) -> None:
-    """Chat with the bot in the terminal (no token needed); reads stdin when piped."""
+    """Chat with the bot in the terminal; no token needed.
+
+    Reads the conversation from stdin when it is piped.
+    """
     from bot.app import open_app
     from bot.console import run_console
 
@@ -88,7 +91,11 @@ def chat(user: str, moderator: bool, data_dir: Path | None, verbose: bool) -> No
 @data_dir_option
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def run(data_dir: Path | None, verbose: bool) -> None:
-    """Run the bot: Discord and/or Telegram when their tokens are set, else the console chat."""
+    """Run the bot on Discord and/or Telegram, or else the console chat.
+
+    Each front-end whose token (DISCORD_TOKEN, TELEGRAM_TOKEN) is set runs; with neither set,
+    the console chat starts instead.
+    """
     settings = _settings(data_dir=data_dir)
     configure_logging(verbose, settings)
     if not settings.discord_token and not settings.telegram_token:
@@ -128,7 +135,7 @@ def telegram(data_dir: Path | None, verbose: bool) -> None:
 @click.argument("destination", type=click.Path(path_type=Path))
 @data_dir_option
 def backup(destination: Path, data_dir: Path | None) -> None:
-    """Copy the live database consistently to DESTINATION (safe while the bots run)."""
+    """Copy the live database to DESTINATION, safely while the bots run."""
     from storage.db import backup as backup_database
 
     settings = _settings(data_dir=data_dir)
@@ -139,14 +146,27 @@ def backup(destination: Path, data_dir: Path | None) -> None:
 
 
 @click.command()
-def health() -> None:
-    """Exit 0 while the running bot's heartbeat is fresh (for container health checks)."""
+@click.option(
+    "--heartbeat-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The running bot's heartbeat (default: $MELODYBOT_HEARTBEAT_FILE).",
+)
+def health(heartbeat_file: Path | None) -> None:
+    """Exit 0 while the running bot's heartbeat is fresh, else 1.
+
+    For container health checks: the running bot keeps rewriting its heartbeat file and removes
+    it when it stops, so a stale or missing file means a bot that hangs or is gone.
+    """
     from bot.health import is_alive
 
-    settings = _settings()
-    if settings.heartbeat_file is None:
-        raise click.ClickException("set MELODYBOT_HEARTBEAT_FILE to use health checks")
-    alive, line = is_alive(settings.heartbeat_file)
+    if heartbeat_file is None:
+        heartbeat_file = _settings().heartbeat_file
+    if heartbeat_file is None:
+        raise click.ClickException(
+            "set MELODYBOT_HEARTBEAT_FILE or pass --heartbeat-file to use health checks"
+        )
+    alive, line = is_alive(heartbeat_file)
     click.echo(line)
     if not alive:
         sys.exit(1)

@@ -7,13 +7,34 @@ set the process up first (melodybot.environment) and ``--help`` answers at once.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from melodybot import bot_commands, compose_commands, training_commands
 from melodybot.environment import configure_process
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _RootGroup(click.Group):
+    """Lists each command with its whole summary (its help's first sentence), wrapped to the
+    terminal: click's own listing cuts a summary with "..." where it would not fit beside the
+    command's name, which left half a sentence of most."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=sys.maxsize)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(
+    cls=_RootGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 def main() -> None:
     """melodybot: compose folk-style melodies with an LSTM trained on the Essen collection."""
     configure_process()  # before any command imports NumPy or TensorFlow

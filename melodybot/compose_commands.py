@@ -18,6 +18,10 @@ if TYPE_CHECKING:  # both load music21 and NumPy, which wait for a command to ru
     from generator.engine import Melody
     from generator.request import MelodyRequest
 
+NOTHING_WRITTEN = (
+    "no file written: add -o melody.mid to save the MIDI (or --musicxml, --png, --audio)"
+)
+
 
 @click.command()
 @click.argument("request")
@@ -75,10 +79,13 @@ def generate(
     renderer: str,
     instrument: int,
 ) -> None:
-    """Compose a melody from REQUEST, e.g. "C4 D4 E4 temp=0.7 bars=8 seed=1".
+    """Compose a melody from REQUEST and write the files asked for.
 
+    REQUEST is opening notes and options, e.g. "C4 D4 E4 temp=0.7 bars=8 seed=1".
     Notes: C4, F#4, Bb3, 60, r (rest), with an optional length in quarter notes (D4:2).
     Options: temp= bars= steps= key= bpm= meter= pickup= seed= topk= topp=.
+
+    Without -o (or --musicxml, --png, --audio) no file is written: the steps are only printed.
     """
     from generator.engine import MelodyEngine
     from generator.request import MelodyRequest, RequestError
@@ -112,6 +119,8 @@ def generate(
         f"redo with: {_redo(parsed, melody).describe()}",
         err=True,
     )
+    if not (midi_out or musicxml_out or png_out or audio_out):
+        click.echo(NOTHING_WRITTEN, err=True)
 
 
 @click.command()

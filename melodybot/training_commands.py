@@ -33,7 +33,11 @@ def _quiet_music21() -> None:
 )
 @click.option("--workers", type=int, default=None, help="Parallel parsers (default: all cores).")
 def prepare(data: str, workers: int | None) -> None:
-    """Parse, filter, transpose and encode the songs; cache the result for `train`."""
+    """Parse and encode a folder of songs into the cache `train` reads.
+
+    Songs are parsed, filtered, transposed to C major or A minor and encoded once; `train`,
+    `evaluate` and `report` then read the cache instead of parsing again.
+    """
     from generator.training.corpus import preprocess
 
     _quiet_music21()
@@ -76,7 +80,11 @@ def prepare(data: str, workers: int | None) -> None:
     "repeat, back_1, back_2; 'all', or 'none' for the step alone.",
 )
 def train(out_dir: Path, form_inputs: str, overwrite: bool, **options: Any) -> None:
-    """Train a model on a folder of songs and save it with its vocabulary and metadata."""
+    """Train a model on a folder of songs and save it with its metadata.
+
+    Writes model.keras, vocab.json and meta.json (how it was trained and how well it scores)
+    into --out.
+    """
     from generator.model import MODEL_FILE, check_form_inputs
 
     if (out_dir / MODEL_FILE).exists() and not overwrite:
@@ -120,11 +128,12 @@ def train(out_dir: Path, form_inputs: str, overwrite: bool, **options: Any) -> N
     help="Order of the Kneser-Ney n-gram scored beside the model (0: none).",
 )
 def evaluate(data: str, model_dir: Path, validation_only: bool, ngram_order: int) -> None:
-    """Score a model on whole songs (state carried from each song's start).
+    """Score a model on whole songs, beside an n-gram baseline.
 
-    Prints a table to stderr and one JSON line to stdout: bits and nats per 16th step,
-    accuracy, non-hold accuracy, bits per note event and pitch bits per onset, for the model
-    and for an n-gram fitted on the training split of the same data.
+    The model's state is carried from each song's start. Prints a table to stderr and one JSON
+    line to stdout: bits and nats per 16th step, accuracy, non-hold accuracy, bits per note
+    event and pitch bits per onset, for the model and for an n-gram fitted on the training
+    split of the same data.
     """
     from generator.engine import MelodyEngine
     from generator.training.corpus import is_validation, preprocess
@@ -223,7 +232,7 @@ def report(
     reference: str | None,
     listen: int,
 ) -> None:
-    """Generate melodies from held-out seeds and compare them with real folk songs.
+    """Compare melodies from held-out seeds with real folk songs.
 
     Writes index.md (feature overlaps, form figures per meter, length and meter sweeps),
     report.json, one plot per feature and a listening page into --out.

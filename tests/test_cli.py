@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -35,6 +36,12 @@ def runner():
     return CliRunner()
 
 
+def _failed_clearly(result) -> bool:
+    """The command stopped on purpose (click's "Error: …" and exit 1), not on an exception that
+    CliRunner caught (which would have been a traceback at a terminal)."""
+    return result.exit_code == 1 and isinstance(result.exception, SystemExit)
+
+
 @pytest.mark.parametrize("command", [[], *([name] for name in COMMANDS)])
 def test_every_command_has_help(runner, command):
     result = runner.invoke(main, [*command, "--help"])
@@ -54,6 +61,18 @@ def _listed_commands(help_text: str) -> dict[str, str]:
         elif line.strip() and name:
             listed[name] += " " + line.strip()
     return listed
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_help_lists_every_command_with_its_whole_summary(runner, columns):
+    result = runner.invoke(main, ["--help"], terminal_width=columns)
+    assert result.exit_code == 0
+    listed = _listed_commands(result.output)
+    assert sorted(listed) == sorted(COMMANDS)
+    for name, summary in listed.items():
+        first_paragraph = " ".join(main.commands[name].help.split("\n\n")[0].split())
+        assert summary == first_paragraph, name
+        assert not summary.endswith("...")
 
 
 def test_python_m_melodybot_is_the_same_command_line():
@@ -104,6 +123,17 @@ def test_generate_says_the_real_length_meter_and_upbeat(runner, tmp_path):
     assert end == pytest.approx(1 + 8 * 3)  # in quarter notes: the upbeat and 8 bars of 3/4
 
 
+def test_generate_without_an_output_says_that_nothing_was_written(runner, tmp_path):
+    with runner.isolated_filesystem(temp_dir=tmp_path) as folder:
+        result = runner.invoke(main, ["generate", "C4 D4 E4 seed=1 bars=2"])
+        assert os.listdir(folder) == []
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("60 _ _ _ 62 _ _ _ 64")  # the melody's steps
+    assert "no file written: add -o melody.mid to save the MIDI" in result.stderr
+    written = runner.invoke(main, ["generate", "C4 D4 E4 seed=1 bars=2", "-o", str(tmp_path / "m")])
+    assert "no file written" not in written.output
+
+
 def test_bad_request_is_a_friendly_error_not_a_traceback(runner):
     result = runner.invoke(main, ["generate", "C4 temp=9"])
     assert result.exit_code == 1
@@ -127,6 +157,38 @@ def test_info_and_evaluate(runner, tiny_model_dir, few_songs_dir):
     scores = json.loads(result.output.strip().splitlines()[-1])
     assert scores["lstm"]["songs"] > 30 and scores["lstm"]["nll_bits_per_step"] > 0
     assert scores["ngram5"]["steps"] == scores["lstm"]["steps"]  # the same steps, side by side
+
+
+def _beat(path, age_s: float) -> None:
+    path.write_text(json.dumps({"time": time.time() - age_s, "front_ends": ["telegram"]}))
+
+
+@pytest.mark.parametrize(
+    ("age_s", "code", "said"),
+    [(1, 0, "alive: telegram"), (600, 1, "last heartbeat 600 s ago"), (None, 1, "no heartbeat")],
+)
+def test_health_reads_the_heartbeat_file_it_is_given(runner, tmp_path, age_s, code, said):
+    """Fresh, stale, missing: what a container's health check gets from each."""
+    heartbeat = tmp_path / "heartbeat.json"
+    if age_s is not None:
+        _beat(heartbeat, age_s)
+    result = runner.invoke(main, ["health", "--heartbeat-file", str(heartbeat)])
+    assert result.exit_code == code, result.output
+    assert said in result.output
+
+
+def test_health_reads_the_heartbeat_file_the_environment_names(runner, tmp_path, monkeypatch):
+    heartbeat = tmp_path / "beat.json"
+    _beat(heartbeat, 1)
+    monkeypatch.setenv("MELODYBOT_HEARTBEAT_FILE", str(heartbeat))
+    assert runner.invoke(main, ["health"]).exit_code == 0
+    stale = tmp_path / "stale.json"
+    _beat(stale, 600)
+    assert runner.invoke(main, ["health", "--heartbeat-file", str(stale)]).exit_code == 1
+    monkeypatch.delenv("MELODYBOT_HEARTBEAT_FILE")
+    with runner.isolated_filesystem(temp_dir=tmp_path):  # no .env naming one either
+        unset = runner.invoke(main, ["health"])
+    assert _failed_clearly(unset) and "--heartbeat-file" in unset.output
 
 
 def test_commands_run_with_one_blas_thread_set_before_numpy_loads():
