@@ -1,11 +1,13 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
 import time
 
+import mido
 import pytest
 from click.testing import CliRunner
 from music21 import converter
@@ -97,6 +99,25 @@ def test_train_never_overwrites_a_model_unless_told(runner, tmp_path):
     assert (SHIPPED_MODEL / "model.keras").stat().st_mtime_ns == before
 
 
+def test_train_replaces_a_model_folder_only_with_overwrite(
+    runner, tmp_path, tiny_model_dir, few_songs_dir
+):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    files = {path.name: path.read_bytes() for path in folder.iterdir()}
+    small = ["--data", str(few_songs_dir), "--out", str(folder), "--epochs", "1", "--units", "8"]
+    small += ["--depth", "1", "--embedding", "4", "--window", "32", "--batch-size", "32"]
+    refused = runner.invoke(main, ["train", *small])
+    assert _failed_clearly(refused) and "already holds a model" in refused.output
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == files  # untouched
+    replaced = runner.invoke(main, ["train", *small, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert f"saved {folder}: validation" in replaced.output
+    assert (folder / "model.keras").read_bytes() != files["model.keras"]
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["epochs_run"] == 1 and meta["hyperparameters"]["units"] == 8
+
+
 def test_generate_writes_midi_and_musicxml(runner, tmp_path):
     midi, xml = tmp_path / "out.mid", tmp_path / "out.musicxml"
     result = runner.invoke(
@@ -123,6 +144,29 @@ def test_generate_says_the_real_length_meter_and_upbeat(runner, tmp_path):
     assert end == pytest.approx(1 + 8 * 3)  # in quarter notes: the upbeat and 8 bars of 3/4
 
 
+def test_generate_writes_a_midi_file_of_the_bars_and_meter_asked_for(runner, tmp_path):
+    path = tmp_path / "jig.mid"
+    request = "C4 E4 G4 meter=6/8 bars=6 pickup=0 seed=2"
+    result = runner.invoke(main, ["generate", request, "-o", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {path}" in result.output
+    midi = mido.MidiFile(path)
+    (meter,) = [m for m in midi.tracks[0] if m.type == "time_signature"]
+    assert (meter.numerator, meter.denominator) == (6, 8)
+    onsets, ends, now = [], [], 0
+    for message in midi.tracks[1]:
+        now += message.time
+        if message.type == "note_on":
+            onsets.append((now, message.note))
+        elif message.type == "note_off":
+            ends.append(now)
+    assert [note for _, note in onsets[:3]] == [60, 64, 67]  # the opening, as asked
+    assert len(onsets) > 6  # and a melody after it
+    bar = midi.ticks_per_beat * 3  # a 6/8 bar: six eighths, three quarter notes
+    assert onsets[0][0] == 0 and max(ends) == 6 * bar  # six whole bars, the last note held out
+    assert all(sum(m.time for m in track) == 6 * bar for track in midi.tracks)
+
+
 def test_generate_without_an_output_says_that_nothing_was_written(runner, tmp_path):
     with runner.isolated_filesystem(temp_dir=tmp_path) as folder:
         result = runner.invoke(main, ["generate", "C4 D4 E4 seed=1 bars=2"])
@@ -139,12 +183,46 @@ def test_bad_request_is_a_friendly_error_not_a_traceback(runner):
     assert result.exit_code == 1
     assert "temp= must be at least 0.5 and at most 2" in result.output
     assert "Traceback" not in result.output
+    assert _failed_clearly(result), result.exception
+
+
+@pytest.mark.parametrize(
+    ("request_text", "problem"),
+    [
+        ("H4 D4", "I don't know the note 'H4'."),
+        ("C4 meter=5/4", "meter= takes a folk meter the model knows"),
+        ("C4 colour=blue", "Unknown option 'colour='."),
+    ],
+)
+def test_a_bad_request_says_what_is_wrong_and_how_to_ask(runner, tmp_path, request_text, problem):
+    out = tmp_path / "never.mid"
+    result = runner.invoke(main, ["generate", request_text, "-o", str(out)])
+    assert _failed_clearly(result), result.exception
+    assert result.stderr.startswith(f"Error: {problem}") and "Try: C4 D4 E4" in result.stderr
+    assert result.stdout == "" and not out.exists()
 
 
 def test_missing_model_is_reported(runner, tmp_path):
     result = runner.invoke(main, ["generate", "C4", "--model", str(tmp_path)])
     assert result.exit_code == 1
     assert "no model at" in result.output
+
+
+def test_info_shows_the_shipped_model_s_facts(runner):
+    meta = json.loads((SHIPPED_MODEL / "meta.json").read_text())
+    result = runner.invoke(main, ["info", "--model", str(SHIPPED_MODEL)])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines()}
+    hp, v = meta["hyperparameters"], meta["validation"]
+    assert lines["model"] == f"model      {meta['name']} (created {meta['created']})"
+    assert f"{meta['data']['songs_used']} songs" in lines["data"]
+    assert meta["data"]["hash"][:16] in lines["data"]
+    assert f"{hp['depth']}×LSTM({hp['units']})" in lines["network"]
+    assert f"vocabulary {len(meta['vocabulary'])}" in lines["network"]
+    assert "reads " + ", ".join(meta["form"]["inputs"]) in lines["form"]
+    assert f"{v['nll_bits_per_step']:.3f} bits/step" in lines["validation"]
+    assert f"({v['songs']} songs)" in lines["validation"]
+    assert lines["trained"].startswith(f"trained    {meta['epochs_run']} epochs")
 
 
 def test_info_and_evaluate(runner, tiny_model_dir, few_songs_dir):
