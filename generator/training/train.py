@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import tempfile
 import time
 import warnings
@@ -204,9 +203,3 @@ def pickups_by_meter(songs) -> dict[str, dict[str, int]]:
         meter: dict(sorted(c.items(), key=lambda kv: int(kv[0])))
         for meter, c in sorted(counts.items())
     }
-
-
-def copy_model(src: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in (MODEL_FILE, "vocab.json", "meta.json"):
-        shutil.copy2(src / name, dest / name)
