@@ -53,7 +53,7 @@ NOTHING_WRITTEN = (
     "audio_out",
     type=click.Path(path_type=Path),
     default=None,
-    help="Write an MP3 preview here (needs FluidSynth and ffmpeg).",
+    help="Write an MP3 preview here (needs FluidSynth and a General MIDI soundfont).",
 )
 @click.option(
     "--renderer",
