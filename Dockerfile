@@ -20,17 +20,18 @@ WORKDIR /app
 # Python dependencies in a layer of their own: code changes do not reinstall them.
 # The bot composes with NumPy alone, so TensorFlow (the `train` extra) stays out of the image.
 COPY pyproject.toml README.md ./
-RUN mkdir -p generator bot storage \
-    && touch generator/__init__.py bot/__init__.py storage/__init__.py \
+RUN mkdir -p melodybot generator bot storage \
+    && touch melodybot/__init__.py generator/__init__.py bot/__init__.py storage/__init__.py \
     && pip install . \
     && pip uninstall -y melodybot \
-    && rm -rf generator bot storage
+    && rm -rf melodybot generator bot storage
 
+COPY melodybot ./melodybot
 COPY generator ./generator
 COPY bot ./bot
 COPY storage ./storage
 COPY models ./models
-RUN pip install --no-deps . && python -c "import bot.cli, storage, generator.engine"
+RUN pip install --no-deps . && python -c "import melodybot.cli, storage, generator.engine"
 
 ENV MELODYBOT_DATA_DIR=/data \
     MELODYBOT_MODEL_DIR=/app/models/esac-lstm \

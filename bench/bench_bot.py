@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import bot.cli  # noqa: F401  (the bot's own process settings: one BLAS thread)
 from bench.common import report
+from melodybot.environment import configure_process
 
 LAST_PARTS = ("sendPhoto", "sendVoice", "sendAudio")
 
@@ -161,6 +161,7 @@ async def run(users: int, queued: int, audio: bool, idle_melodies: int) -> dict[
 
 
 def main() -> None:
+    configure_process()  # the bot's own process settings (one BLAS thread), before NumPy loads
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--queued", type=int, default=20)

@@ -27,12 +27,12 @@ def main() -> None:
     parser.add_argument("--melodies", type=int, default=400)
     args = parser.parse_args()
 
-    from generator.corpus import quiet_music21
     from generator.engine import ENDED_BY_MODEL, MelodyEngine
     from generator.paths import default_model_dir
-    from generator.report.build import choose_seed_songs, seed_request
-    from generator.report.form_checks import melody_figures, song_figures
     from generator.request import DEFAULT_TEMPERATURE
+    from generator.training.corpus import quiet_music21
+    from generator.training.report.build import choose_seed_songs, seed_request
+    from generator.training.report.form_checks import melody_figures, song_figures
 
     quiet_music21()
     engine = MelodyEngine.load(args.model or default_model_dir())

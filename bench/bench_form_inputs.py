@@ -43,12 +43,12 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from generator.corpus import preprocess, quiet_music21
     from generator.engine import MelodyEngine
-    from generator.report.build import choose_seed_songs, seed_request
-    from generator.report.form_checks import melody_figures, song_figures
     from generator.request import DEFAULT_TEMPERATURE
-    from generator.train import TrainConfig, train
+    from generator.training.corpus import preprocess, quiet_music21
+    from generator.training.report.build import choose_seed_songs, seed_request
+    from generator.training.report.form_checks import melody_figures, song_figures
+    from generator.training.train import TrainConfig, train
 
     quiet_music21()
     corpus = preprocess(args.data, progress=False)

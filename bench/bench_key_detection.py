@@ -29,8 +29,8 @@ def main() -> None:
     from music21 import stream as m21stream
 
     from generator import encoding
-    from generator.corpus import preprocess
     from generator.keys import detect_key
+    from generator.training.corpus import preprocess
 
     songs = preprocess(args.data, progress=False).songs[:: args.every]
     tallies = {"ours, long": [0, 0, 0.0], "music21, long": [0, 0, 0.0], "ours, short": [0, 0, 0.0]}

@@ -31,7 +31,7 @@ def _peak_mib() -> float:
 
 
 def _load(data: str, fraction: float):
-    from generator.corpus import preprocess
+    from generator.training.corpus import preprocess
     from generator.vocab import Vocabulary
 
     corpus = preprocess(data, progress=False)
@@ -59,7 +59,7 @@ def build_one_hot(data: str, fraction: float, queue) -> None:
 
 def build_streamed(data: str, fraction: float, queue) -> None:
     """Ours: the flat id array plus (start, length) pairs; one full epoch of batches is drawn."""
-    from generator.dataset import build_index, make_dataset
+    from generator.training.dataset import build_index, make_dataset
 
     songs, vocab = _load(data, fraction)
     import tensorflow as tf  # noqa: F401  (imported before measuring, like the corpus)

@@ -29,10 +29,10 @@ def main() -> None:
     parser.add_argument("--songs", type=int, default=600)
     args = parser.parse_args()
 
-    from generator.corpus import quiet_music21
     from generator.engine import MelodyEngine
     from generator.paths import default_model_dir
-    from generator.report.build import choose_seed_songs, seed_request
+    from generator.training.corpus import quiet_music21
+    from generator.training.report.build import choose_seed_songs, seed_request
 
     quiet_music21()
     engine = MelodyEngine.load(args.model or default_model_dir())

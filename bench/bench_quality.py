@@ -38,9 +38,9 @@ def main() -> None:
 
     from bench import seed_architecture
     from generator.engine import MelodyEngine
-    from generator.ngram import KneserNey
     from generator.paths import default_model_dir
-    from generator.scoring import score_songs
+    from generator.training.ngram import KneserNey
+    from generator.training.scoring import score_songs
 
     engine = MelodyEngine.load(args.model or default_model_dir())
     train_songs, valid_songs = split_as_trained(engine, args.data)

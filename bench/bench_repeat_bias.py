@@ -30,13 +30,13 @@ def main() -> None:
     parser.add_argument("--temp", type=float, default=None, help="default: the bot's default")
     args = parser.parse_args()
 
-    from generator.corpus import quiet_music21
     from generator.engine import MelodyEngine
     from generator.paths import default_model_dir
-    from generator.report import features as f
-    from generator.report.build import choose_seed_songs, seed_request
-    from generator.report.form_checks import melody_figures, song_figures
     from generator.request import DEFAULT_TEMPERATURE
+    from generator.training.corpus import quiet_music21
+    from generator.training.report import features as f
+    from generator.training.report.build import choose_seed_songs, seed_request
+    from generator.training.report.form_checks import melody_figures, song_figures
 
     quiet_music21()
     engine = MelodyEngine.load(args.model or default_model_dir())

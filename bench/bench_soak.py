@@ -40,7 +40,9 @@ from pathlib import Path
 from bench.common import report
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MELODYBOT = Path(sys.executable).parent / "melodybot"
+# `python -m melodybot` with PYTHONPATH at this checkout runs its code, whichever checkout the
+# installed `melodybot` script was made from.
+MELODYBOT = (sys.executable, "-m", "melodybot")
 PATIENCE_S = 300.0  # a user gives up on an answer after this long
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -169,7 +171,7 @@ class Bot:
         log_path = self.logs / f"bot-{self.starts}.log"
         with log_path.open("wb") as log_file:
             self.process = await asyncio.create_subprocess_exec(
-                str(MELODYBOT), "telegram", env=self.env, stdout=log_file, stderr=log_file
+                *MELODYBOT, "telegram", env=self.env, stdout=log_file, stderr=log_file
             )
         for _ in range(1200):  # until it polls
             if "polling as" in log_path.read_text(errors="replace"):

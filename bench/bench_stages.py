@@ -12,15 +12,13 @@ sampled, its MIDI written, its score drawn and its preview played.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import time
 from collections.abc import Callable
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the bot runs (bot/cli.py)
-
 from bench.common import report
+from melodybot.environment import configure_process
 
 
 def cpu_s() -> float:
@@ -78,6 +76,7 @@ def one_batch(requests) -> None:
 
 
 def main() -> None:
+    configure_process()  # as the bot runs: one BLAS thread, set before NumPy loads
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch", type=int, default=50, help="melodies sampled together")

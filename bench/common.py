@@ -28,7 +28,7 @@ def pin_to_cores(cores: int | None) -> None:
 
 def split_as_trained(engine, data: str) -> tuple[list, list]:
     """The corpus in ``data``, split into (training, held-out) songs as ``engine``'s model was."""
-    from generator.corpus import preprocess
+    from generator.training.corpus import preprocess
 
     percent = engine.meta["hyperparameters"]["validation_percent"]
     return preprocess(data, progress=False).split(percent)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.corpus import Song
 from generator.model import StepModel, _LSTMWeights
-from generator.scoring import known_songs
+from generator.training.corpus import Song
+from generator.training.scoring import known_songs
 from generator.vocab import Vocabulary
 
 WINDOW = 64

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from melodybot.environment import configure_process
+
+# The bot's process settings (one BLAS thread, TensorFlow quiet), set before any test module
+# loads NumPy: the tests and the worker processes they start run as the bot's would.
+configure_process()
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ESAC_DIR = PROJECT_ROOT.parent / "shared" / "data" / "esac" / "deutschl"
@@ -42,7 +46,7 @@ def few_songs_dir(esac_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(few_songs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from generator.train import TrainConfig, train
+    from generator.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     train(

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from music21 import converter
 
-from generator import corpus
-from generator.corpus import Song, is_validation, preprocess
+from generator.training import corpus
+from generator.training.corpus import Song, is_validation, preprocess
 
 KERN_TEMPLATE = """**kern
 *M{meter}

@@ -2,6 +2,7 @@
 entry command run as a plain process against a temp data folder and a loopback Telegram."""
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -9,15 +10,16 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, SHIPPED_MODEL
+from tests.entry_point import MELODYBOT, checkout_env
 from tests.fakes.telegram_api import FakeTelegram
-
-MELODYBOT = Path(sys.executable).parent / "melodybot"
 
 
 def test_compose_file_has_both_bots_sharing_one_volume():
@@ -48,11 +50,134 @@ def test_dockerfile_is_slim_non_root_with_tools_model_and_healthcheck():
     user_line = re.search(r"^USER (\S+)", dockerfile, re.M)
     assert user_line and user_line[1] not in ("root", "0")
     assert "HEALTHCHECK" in dockerfile and '"melodybot", "health"' in dockerfile
-    # dependencies are installed before the code is copied, so code edits keep that layer
-    assert dockerfile.index("pip install .") < dockerfile.index("COPY generator")
     assert "TOKEN" not in dockerfile
     ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
     assert ".env" in ignored and ".venv" in ignored
+
+
+def _dockerfile_commands() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions as (INSTRUCTION, arguments), continuation lines joined."""
+    text = (PROJECT_ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    return [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
+
+
+def _apt_packages_of_the_image() -> set[str]:
+    packages = set()
+    for instruction, arguments in _dockerfile_commands():
+        for command in arguments.split("&&") if instruction == "RUN" else []:
+            words = command.split()
+            if words[:2] == ["apt-get", "install"]:
+                packages |= {word for word in words[2:] if not word.startswith("-")}
+    return packages
+
+
+def _apt_packages_of_the_install_script() -> set[str]:
+    script = (PROJECT_ROOT / "scripts" / "install-system-deps").read_text()
+    (listed,) = re.findall(r"^packages=\((.*?)\)", script, re.M | re.S)
+    return set(listed.split())
+
+
+# What scripts/install-system-deps installs for the tests alone: ffmpeg is their independent
+# loudness meter and decoder, Chromium and its driver open the report's listening page.
+FOR_THE_TESTS_ONLY = {"ffmpeg", "chromium", "chromium-driver"}
+
+
+def test_the_image_has_the_system_tools_that_the_install_script_gives_a_checkout():
+    """One list of the tools the bot renders with, kept in two places: a tool added to one and
+    not the other would leave the image drawing or playing less than the tests have proved."""
+    image = _apt_packages_of_the_image()
+    assert image, "the Dockerfile installs no apt packages"
+    assert image == _apt_packages_of_the_install_script() - FOR_THE_TESTS_ONLY
+
+
+def test_the_image_copies_every_package_it_installs():
+    """pyproject.toml's packages are what `pip install .` puts in the image; each must be
+    copied in, or the image is built without it (and the entry point fails at its first run)."""
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = {
+        arguments.split()[0]
+        for instruction, arguments in _dockerfile_commands()
+        if instruction == "COPY"
+    }
+    assert packages <= copied
+    entry_module = project["project"]["scripts"]["melodybot"].partition(":")[0]
+    checks = [a for i, a in _dockerfile_commands() if i == "RUN" and "python -c" in a]
+    assert any(f"import {entry_module}" in check for check in checks)  # the build tries it
+
+
+def _runtime_distributions() -> set[str]:
+    """The distributions `pip install .` brings (the project's dependencies and theirs, extras
+    only where a requirement names them), as installed here."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    extras_of: dict[str, set[str]] = {}
+    todo = [Requirement(line) for line in project["dependencies"]]
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if name in extras_of and set(requirement.extras) <= extras_of[name]:
+            continue
+        extras = extras_of.setdefault(name, set())
+        extras |= set(requirement.extras)
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:  # for another platform (its marker said so)
+            continue
+        for line in requires:
+            needed = Requirement(line)
+            markers = [{"extra": extra} for extra in extras | {""}]
+            if needed.marker is None or any(needed.marker.evaluate(m) for m in markers):
+                todo.append(needed)
+    return set(extras_of)
+
+
+def _top_level_modules(distributions: set[str]) -> set[str]:
+    """The top-level module names those distributions' files provide."""
+    from packaging.utils import canonicalize_name
+
+    names = set()
+    for distribution in metadata.distributions():
+        if canonicalize_name(distribution.metadata["Name"]) in distributions:
+            for file in distribution.files or []:
+                if file.parts[0].endswith((".dist-info", ".data")) or file.parts[0] in (
+                    "..",
+                    "__pycache__",
+                ):
+                    continue
+                names.add(file.parts[0].split(".")[0] if len(file.parts) == 1 else file.parts[0])
+    return names
+
+
+def test_the_bot_runs_on_what_the_image_installs(tmp_path):
+    """The image installs the dependencies and no extra (TensorFlow is for training alone).
+    With only the modules those provide importable, the bot's serving code loads, composes,
+    draws, plays and serves its health endpoint, and never loads the training package."""
+    from generator.render import audio_available, available_png_renderers
+
+    allowed = _top_level_modules(_runtime_distributions())
+    assert {"numpy", "music21", "telegram", "discord"} <= allowed
+    assert not {"tensorflow", "keras", "pytest", "yaml"} & allowed
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "tests" / "image_only.py"), str(SHIPPED_MODEL)],
+        input=json.dumps(sorted(allowed)),
+        capture_output=True,
+        text=True,
+        env=checkout_env(os.environ),
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    ran = json.loads(done.stdout)
+    audio = ["ogg", "mp3"] if audio_available()[0] else ["RenderError"] * 2
+    picture = "png" if "verovio" in available_png_renderers() else "RenderError"
+    assert ran["jobs"] == ["midi", picture, *audio]
+    assert ran["training"] == []
+    assert not {"tensorflow", "keras"} & set(ran["refused"])  # not even tried
 
 
 def test_env_example_documents_every_setting():
@@ -66,7 +191,7 @@ def test_env_example_documents_every_setting():
 
 async def _run(*args: str, env: dict, cwd: Path) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        str(MELODYBOT),
+        *MELODYBOT,
         *args,
         env=env,
         cwd=cwd,
@@ -80,7 +205,7 @@ async def _run(*args: str, env: dict, cwd: Path) -> tuple[int, str]:
 def _bot_env(tmp_path: Path, fake: FakeTelegram, **settings: str) -> dict[str, str]:
     """The environment of a `melodybot telegram` process talking to ``fake``: audio off and no
     cooldown unless ``settings`` (MELODYBOT_* names, or TELEGRAM_TOKEN) say otherwise."""
-    return {
+    env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         "TELEGRAM_TOKEN": "123456:TEST-TOKEN",
@@ -89,7 +214,8 @@ def _bot_env(tmp_path: Path, fake: FakeTelegram, **settings: str) -> dict[str, s
         "MELODYBOT_HEARTBEAT_FILE": str(tmp_path / "heartbeat.json"),
         "MELODYBOT_AUDIO": "false",
         "MELODYBOT_COOLDOWN_S": "0",
-    } | settings
+    }
+    return checkout_env(env) | settings
 
 
 async def _start_bot(env: dict[str, str], tmp_path: Path) -> asyncio.subprocess.Process:
@@ -97,7 +223,7 @@ async def _start_bot(env: dict[str, str], tmp_path: Path) -> asyncio.subprocess.
     and stall it), and wait for its first heartbeat."""
     with (tmp_path / "bot.log").open("wb") as log_file:
         bot = await asyncio.create_subprocess_exec(
-            str(MELODYBOT), "telegram", env=env, cwd=tmp_path, stdout=log_file, stderr=log_file
+            *MELODYBOT, "telegram", env=env, cwd=tmp_path, stdout=log_file, stderr=log_file
         )
     heartbeat = Path(env["MELODYBOT_HEARTBEAT_FILE"])
     for _ in range(600):

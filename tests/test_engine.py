@@ -6,8 +6,8 @@ from music21 import converter, note
 
 from generator import form
 from generator.engine import ENDED_BY_MODEL, ENDED_BY_RULE, FINAL_DEGREES, detect_key, sample
-from generator.report.features import ends_at_bar_line
 from generator.request import MelodyRequest, RequestError
+from generator.training.report.features import ends_at_bar_line
 
 
 def _midi_pitches(midi: bytes) -> list[int]:
@@ -186,7 +186,7 @@ def test_temperature_sharpens_the_distribution():
 
 def test_a_strong_repeat_bias_completes_every_bar_repeat_the_model_begins(tiny_model_dir):
     from generator.engine import MelodyEngine
-    from generator.report.features import full_bars
+    from generator.training.report.features import full_bars
 
     engine = MelodyEngine.load(tiny_model_dir)
     engine.repeat_bias = 50.0  # nats: completing a repeat under way becomes certain
@@ -204,7 +204,7 @@ def test_a_strong_repeat_bias_completes_every_bar_repeat_the_model_begins(tiny_m
 
 def test_the_shipped_model_composes_in_the_meter_asked_for(shipped_engine):
     """The notes themselves change with the meter, not only the notation, and fall on its grid."""
-    from generator.report.features import bars_on_the_grid
+    from generator.training.report.features import bars_on_the_grid
 
     waltzes = shipped_engine.compose_many(
         [MelodyRequest.parse(f"C4 D4 E4 meter=3/4 bars=8 seed={s}") for s in range(20)]

@@ -25,15 +25,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
-
-MELODYBOT = PROJECT_ROOT / ".venv" / "bin" / "melodybot"
+from tests.entry_point import MELODYBOT, checkout_env
 
 
 def _chat(data_dir: Path, lines: str, model_dir: Path) -> subprocess.CompletedProcess:
-    env = os.environ | {"MELODYBOT_AUDIO": "false", "MELODYBOT_MODEL_DIR": str(model_dir)}
+    env = checkout_env(os.environ) | {
+        "MELODYBOT_AUDIO": "false",
+        "MELODYBOT_MODEL_DIR": str(model_dir),
+    }
     return subprocess.run(
-        [str(MELODYBOT), "chat", "--data-dir", str(data_dir)],
+        [*MELODYBOT, "chat", "--data-dir", str(data_dir)],
         input=lines,
         capture_output=True,
         text=True,
@@ -109,13 +110,13 @@ def test_kill_9_mid_render_leaves_no_renderer_running_and_no_scratch_behind(
     renderer.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 300\n")
     renderer.chmod(0o755)
     data = tmp_path / "data"
-    env = os.environ | {
+    env = checkout_env(os.environ) | {
         "MELODYBOT_AUDIO": "false",
         "MELODYBOT_MODEL_DIR": str(tiny_model_dir),
         "PATH": f"{fake_bin}:{os.environ['PATH']}",
     }
     bot = subprocess.Popen(
-        [str(MELODYBOT), "chat", "--data-dir", str(data)],
+        [*MELODYBOT, "chat", "--data-dir", str(data)],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from generator.corpus import Song
-from generator.ngram import KneserNey
+from generator.training.corpus import Song
+from generator.training.ngram import KneserNey
 from generator.vocab import Vocabulary
 
 SONGS = [Song(f"s{i}", tuple(["60", "_", "62", "_", "64", "_", "60", "_"])) for i in range(20)]

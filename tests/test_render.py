@@ -2,9 +2,11 @@
 
 import io
 import os
+import re
 import subprocess
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -100,6 +102,18 @@ def test_score_data_carries_clef_key_meter_tempo_and_title():
     assert "#42 · C4 D4 E4 · temp 0.7" in prepared
 
 
+def _verovio_clefs(musicxml: bytes) -> tuple[list[str], int]:
+    """The clef glyphs verovio draws for a score (SMuFL code points, E050 the G clef) and the
+    number of systems it breaks the score into."""
+    import verovio
+
+    toolkit = verovio.toolkit()
+    assert toolkit.loadData(musicxml.decode())
+    svg = "".join(toolkit.renderToSVG(page) for page in range(1, toolkit.getPageCount() + 1))
+    glyphs = re.findall(r'class="clef"[^>]*>\s*<use xlink:href="#([0-9A-F]{4})', svg)
+    return glyphs, svg.count('class="system"')
+
+
 def test_a_score_without_clef_gets_a_treble_clef(esac_dir):
     """music21 writes no <clef> for ESAC songs parsed from kern; verovio then drew none."""
     song = converter.parse(esac_dir / "erk" / "deut0567.krn")
@@ -107,10 +121,17 @@ def test_a_score_without_clef_gets_a_treble_clef(esac_dir):
     assert b"<clef>" not in raw
     prepared = prepare_musicxml(raw)
     assert prepared.count(b"<clef>") == 1
-    attributes = prepared.split(b"<attributes>")[1].split(b"</attributes>")[0]
-    assert attributes.index(b"<time>") < attributes.index(b"<clef>")  # schema order kept
-    if "verovio" in available_png_renderers():
-        render_png(raw, RenderSettings(renderer="verovio"))
+    attributes = ET.fromstring(prepared).find("part/measure/attributes")
+    clef = attributes.find("clef")
+    assert (clef.findtext("sign"), clef.findtext("line")) == ("G", "2")  # treble: G on line 2
+    tags = [child.tag for child in attributes]
+    assert tags.index("time") < tags.index("clef")  # schema order kept
+    require("verovio")
+    assert _verovio_clefs(raw)[0] == []  # what music21 wrote alone: no clef drawn
+    glyphs, systems = _verovio_clefs(prepared)
+    assert systems >= 1 and glyphs == ["E050"] * systems  # a G clef opens every system
+    png = render_png(raw, RenderSettings(renderer="verovio"))
+    assert Image.open(io.BytesIO(png)).width >= 1000 and 0.01 < dark_share(png) < 0.4
 
 
 def test_bad_input_and_timeouts_are_render_errors():

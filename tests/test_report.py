@@ -9,9 +9,9 @@ import pytest
 from generator import form
 from generator.encoding import Event, events_to_tokens
 from generator.form import Layout
-from generator.report import features as f
-from generator.report.form_checks import form_figures
-from generator.report.overlap import feature_overlap, overlap_area
+from generator.training.report import features as f
+from generator.training.report.form_checks import form_figures
+from generator.training.report.overlap import feature_overlap, overlap_area
 
 C_MAJOR_SCALE = events_to_tokens(Event(p, 4) for p in (60, 62, 64, 65, 67, 69, 71, 72))
 FOUR_FOUR = Layout(form.METER_BY_NAME["4/4"], 0, 32)
@@ -93,8 +93,8 @@ def test_overlap_of_a_distribution_with_itself_is_one_and_of_distant_ones_zero()
 
 
 def test_report_runs_end_to_end(tiny_engine, few_songs_dir, tmp_path):
-    from generator.corpus import preprocess
-    from generator.report.build import FEATURES, build_report
+    from generator.training.corpus import preprocess
+    from generator.training.report.build import FEATURES, build_report
 
     corpus = preprocess(few_songs_dir, progress=False)
     results = build_report(
@@ -158,7 +158,7 @@ def test_report_command_compares_with_a_reference_folder(tiny_model_dir, few_son
 
     from click.testing import CliRunner
 
-    from bot.cli import main
+    from melodybot.cli import main
 
     reference = tmp_path / "reference"
     reference.mkdir()

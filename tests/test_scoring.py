@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from generator.scoring import Tally
+from generator.training.scoring import Tally
 from generator.vocab import Vocabulary
 
 VOCAB = Vocabulary.from_sequences([("60", "62", "64", "67")])  # / r _ 60 62 64 67

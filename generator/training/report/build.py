@@ -21,15 +21,20 @@ from pathlib import Path
 import numpy as np
 
 from generator import encoding
-from generator.corpus import Corpus, Song
 from generator.engine import ENDED_BY_MODEL, Melody, MelodyEngine
 from generator.form import Layout
 from generator.keys import REFERENCE_PITCH_CLASS
-from generator.report import features as f
-from generator.report.form_checks import FORM_FIGURES, FORM_METERS, form_figures, run_sweeps
-from generator.report.overlap import feature_overlap
-from generator.report.plots import distribution_plot, histogram_plot
 from generator.request import DEFAULT_TEMPERATURE, MelodyRequest, SeedNote
+from generator.training.corpus import Corpus, Song
+from generator.training.report import features as f
+from generator.training.report.form_checks import (
+    FORM_FIGURES,
+    FORM_METERS,
+    form_figures,
+    run_sweeps,
+)
+from generator.training.report.overlap import feature_overlap
+from generator.training.report.plots import distribution_plot, histogram_plot
 
 MAX_BARS = 32
 
@@ -285,7 +290,7 @@ def _listening_page(
     from music21.midi.translate import streamToMidiFile
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
-    from generator.report.listening import ListeningItem, write_listening_page
+    from generator.training.report.listening import ListeningItem, write_listening_page
 
     by_meter: dict[str, list[int]] = {}
     for i, song in enumerate(songs):

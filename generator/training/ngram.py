@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from generator.corpus import Song
-from generator.scoring import SongScores, Tally, known_songs
+from generator.training.corpus import Song
+from generator.training.scoring import SongScores, Tally, known_songs
 from generator.vocab import Vocabulary
 
 DISCOUNT = 0.75

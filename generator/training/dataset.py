@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from generator import form
-from generator.corpus import Song
+from generator.training.corpus import Song
 from generator.vocab import Vocabulary
 
 

@@ -1,30 +1,28 @@
-"""``melodybot`` bot commands: run the bot, chat in the terminal, back up the database.
+"""Commands that run and look after the bot: ``run``, ``chat``, ``discord``, ``telegram``,
+``backup`` and ``health``.
 
-They join the melody engine's commands (prepare, train, evaluate, generate, info) in one CLI.
+Settings come from the environment or ``.env`` (bot.config); a setting, a platform or a
+database that stops the bot from starting ends the command with a message, not a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from bot.workers import LOG_FORMAT
-from generator.cli import main  # imports no NumPy yet, so the setting below still applies
+from melodybot.logs import configure_logging
 
-# One BLAS thread per process (the worker processes inherit it): the model's step multiplies
-# small matrices, and BLAS thread pools fighting the workers for 2 cores made a step 10× slower.
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
-
-log = logging.getLogger("melodybot")
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 
-def _settings(**overrides):
+def _settings(**overrides: Any) -> Settings:
     from pydantic import ValidationError
 
     from bot.config import Settings
@@ -36,41 +34,14 @@ def _settings(**overrides):
         raise click.ClickException(f"bad settings: {problems}") from None
 
 
-class _SecretsHidden(logging.Formatter):
-    """Formats as usual, then blanks every secret (bot tokens) out of the line and its traceback:
-    a library that quotes a token in an error message never puts it in the log."""
-
-    def __init__(self, fmt: str, secrets: list[str]):
-        super().__init__(fmt)
-        self.secrets = [s for s in secrets if s]
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for secret in self.secrets:
-            text = text.replace(secret, "[token hidden]")
-        return text
-
-
-def _logging(verbose: bool, settings=None) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr)
-    secrets = []
-    if settings is not None:
-        tokens = (settings.discord_token, settings.telegram_token)
-        secrets = [t.get_secret_value() for t in tokens if t is not None]
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(_SecretsHidden(LOG_FORMAT, secrets))
-    for noisy in ("httpx", "discord.gateway", "discord.client", "telegram.ext"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _serve(settings, *, discord: bool, telegram: bool) -> None:
+def _serve(settings: Settings, *, discord: bool, telegram: bool) -> None:
     """Run the front-ends; a platform that refuses us is a clear error, not a traceback."""
     from bot.runner import run_bots
 
     _clearly(lambda: asyncio.run(run_bots(settings, discord=discord, telegram=telegram)))
 
 
-def _clearly(action) -> None:
+def _clearly(action: Callable[[], object]) -> None:
     """Run ``action``; what stops the bot from starting (a platform refusing it, a damaged or
     unwritable database) ends the command with its message instead of a traceback."""
     from bot.runner import FrontEndFailure
@@ -90,18 +61,21 @@ data_dir_option = click.option(
 )
 
 
-@main.command()
+@click.command()
 @click.option("--user", default="you", show_default=True, help="Who is speaking.")
 @click.option("--moderator", is_flag=True, help="Speak as a moderator of the chat.")
 @data_dir_option
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def chat(user: str, moderator: bool, data_dir: Path | None, verbose: bool) -> None:
-    """Chat with the bot in the terminal (no token needed); reads stdin when piped."""
+    """Chat with the bot in the terminal; no token needed.
+
+    Reads the conversation from stdin when it is piped.
+    """
     from bot.app import open_app
     from bot.console import run_console
 
     settings = _settings(data_dir=data_dir)
-    _logging(verbose) if verbose else logging.basicConfig(level=logging.WARNING)
+    configure_logging(verbose) if verbose else logging.basicConfig(level=logging.WARNING)
 
     async def session() -> None:
         app = await open_app(settings)
@@ -113,13 +87,17 @@ def chat(user: str, moderator: bool, data_dir: Path | None, verbose: bool) -> No
     _clearly(lambda: asyncio.run(session()))
 
 
-@main.command()
+@click.command()
 @data_dir_option
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def run(data_dir: Path | None, verbose: bool) -> None:
-    """Run the bot: Discord and/or Telegram when their tokens are set, else the console chat."""
+    """Run the bot on Discord and/or Telegram, or else the console chat.
+
+    Each front-end whose token (DISCORD_TOKEN, TELEGRAM_TOKEN) is set runs; with neither set,
+    the console chat starts instead.
+    """
     settings = _settings(data_dir=data_dir)
-    _logging(verbose, settings)
+    configure_logging(verbose, settings)
     if not settings.discord_token and not settings.telegram_token:
         click.echo("No DISCORD_TOKEN or TELEGRAM_TOKEN set: starting the console chat.", err=True)
         ctx = click.get_current_context()
@@ -133,11 +111,11 @@ def _run_one(platform: str, token_variable: str, data_dir: Path | None, verbose:
     settings = _settings(data_dir=data_dir)
     if getattr(settings, f"{platform}_token") is None:
         raise click.ClickException(f"set {token_variable} (in the environment or .env) first")
-    _logging(verbose, settings)
+    configure_logging(verbose, settings)
     _serve(settings, discord=platform == "discord", telegram=platform == "telegram")
 
 
-@main.command()
+@click.command()
 @data_dir_option
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def discord(data_dir: Path | None, verbose: bool) -> None:
@@ -145,7 +123,7 @@ def discord(data_dir: Path | None, verbose: bool) -> None:
     _run_one("discord", "DISCORD_TOKEN", data_dir, verbose)
 
 
-@main.command()
+@click.command()
 @data_dir_option
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def telegram(data_dir: Path | None, verbose: bool) -> None:
@@ -153,11 +131,11 @@ def telegram(data_dir: Path | None, verbose: bool) -> None:
     _run_one("telegram", "TELEGRAM_TOKEN", data_dir, verbose)
 
 
-@main.command()
+@click.command()
 @click.argument("destination", type=click.Path(path_type=Path))
 @data_dir_option
 def backup(destination: Path, data_dir: Path | None) -> None:
-    """Copy the live database consistently to DESTINATION (safe while the bots run)."""
+    """Copy the live database to DESTINATION, safely while the bots run."""
     from storage.db import backup as backup_database
 
     settings = _settings(data_dir=data_dir)
@@ -167,18 +145,28 @@ def backup(destination: Path, data_dir: Path | None) -> None:
     click.echo(f"backed up {settings.database} to {destination}")
 
 
-@main.command()
-def health() -> None:
-    """Exit 0 while the running bot's heartbeat is fresh (for container health checks)."""
+@click.command()
+@click.option(
+    "--heartbeat-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The running bot's heartbeat (default: $MELODYBOT_HEARTBEAT_FILE).",
+)
+def health(heartbeat_file: Path | None) -> None:
+    """Exit 0 while the running bot's heartbeat is fresh, else 1.
+
+    For container health checks: the running bot keeps rewriting its heartbeat file and removes
+    it when it stops, so a stale or missing file means a bot that hangs or is gone.
+    """
     from bot.health import is_alive
 
-    settings = _settings()
-    if settings.heartbeat_file is None:
-        raise click.ClickException("set MELODYBOT_HEARTBEAT_FILE to use health checks")
-    alive, line = is_alive(settings.heartbeat_file)
+    if heartbeat_file is None:
+        heartbeat_file = _settings().heartbeat_file
+    if heartbeat_file is None:
+        raise click.ClickException(
+            "set MELODYBOT_HEARTBEAT_FILE or pass --heartbeat-file to use health checks"
+        )
+    alive, line = is_alive(heartbeat_file)
     click.echo(line)
     if not alive:
         sys.exit(1)
-
-
-__all__ = ["main"]

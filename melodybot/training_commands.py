@@ -1,42 +1,30 @@
-"""The ``melodybot`` command line: prepare data, train, evaluate, compose, inspect a model."""
+"""Commands that make and measure models: ``prepare``, ``train``, ``evaluate`` and ``report``.
+
+They import generator.training only once they run: the bot's image has no TensorFlow, and
+``melodybot --help`` there must still work.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from generator.paths import default_model_dir
+from melodybot.common import model_option, or_fail
 
 DEFAULT_DATA = "../shared/data/esac/deutschl"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides our output
 
 
 def _quiet_music21() -> None:
-    from generator.corpus import quiet_music21
+    from generator.training.corpus import quiet_music21
 
     quiet_music21()
 
 
-model_option = click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(path_type=Path),
-    default=default_model_dir,
-    show_default="models/esac-lstm or $MELODYBOT_MODEL_DIR",
-    help="Model folder (model.keras, vocab.json, meta.json).",
-)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """melodybot: compose folk-style melodies with an LSTM trained on the Essen collection."""
-
-
-@main.command()
+@click.command()
 @click.option(
     "--data",
     default=DEFAULT_DATA,
@@ -45,16 +33,20 @@ def main() -> None:
 )
 @click.option("--workers", type=int, default=None, help="Parallel parsers (default: all cores).")
 def prepare(data: str, workers: int | None) -> None:
-    """Parse, filter, transpose and encode the songs; cache the result for `train`."""
-    from generator.corpus import preprocess
+    """Parse and encode a folder of songs into the cache `train` reads.
+
+    Songs are parsed, filtered, transposed to C major or A minor and encoded once; `train`,
+    `evaluate` and `report` then read the cache instead of parsing again.
+    """
+    from generator.training.corpus import preprocess
 
     _quiet_music21()
-    corpus = _or_fail(lambda: preprocess(data, workers=workers))
+    corpus = or_fail(lambda: preprocess(data, workers=workers))
     click.echo(corpus.summary())
     click.echo(f"data hash {corpus.data_hash[:16]}…  (cached; `train` will not re-parse)")
 
 
-@main.command()
+@click.command()
 @click.option("--data", default=DEFAULT_DATA, show_default=True, help="Training songs.")
 @click.option(
     "--out",
@@ -87,8 +79,12 @@ def prepare(data: str, workers: int | None) -> None:
     help="Form context read beside each step, comma-separated from metric, remaining, group, "
     "repeat, back_1, back_2; 'all', or 'none' for the step alone.",
 )
-def train(out_dir: Path, form_inputs: str, overwrite: bool, **options) -> None:
-    """Train a model on a folder of songs and save it with its vocabulary and metadata."""
+def train(out_dir: Path, form_inputs: str, overwrite: bool, **options: Any) -> None:
+    """Train a model on a folder of songs and save it with its metadata.
+
+    Writes model.keras, vocab.json and meta.json (how it was trained and how well it scores)
+    into --out.
+    """
     from generator.model import MODEL_FILE, check_form_inputs
 
     if (out_dir / MODEL_FILE).exists() and not overwrite:
@@ -96,8 +92,8 @@ def train(out_dir: Path, form_inputs: str, overwrite: bool, **options) -> None:
             f"{out_dir} already holds a model; choose another --out, or add --overwrite to "
             "replace it (hours of training are not undone)."
         )
-    from generator.train import TrainConfig
-    from generator.train import train as run_training
+    from generator.training.train import TrainConfig
+    from generator.training.train import train as run_training
 
     _quiet_music21()
     from generator.form import CONTEXT_COLUMNS
@@ -106,9 +102,9 @@ def train(out_dir: Path, form_inputs: str, overwrite: bool, **options) -> None:
     names = {"none": [], "all": list(CONTEXT_COLUMNS)}.get(wanted)
     if names is None:
         names = [n.strip() for n in wanted.split(",")]
-    columns = _or_fail(lambda: check_form_inputs(names))
+    columns = or_fail(lambda: check_form_inputs(names))
     config = TrainConfig(out_dir=out_dir, verbose=1, form_inputs=columns, **options)
-    meta = _or_fail(lambda: run_training(config))
+    meta = or_fail(lambda: run_training(config))
     v = meta["validation"]
     click.echo(
         f"saved {out_dir}: validation {v['nll_bits_per_step']:.3f} bits/step, "
@@ -116,7 +112,7 @@ def train(out_dir: Path, form_inputs: str, overwrite: bool, **options) -> None:
     )
 
 
-@main.command()
+@click.command()
 @click.option("--data", required=True, help="Folder of songs to score (or 'essen').")
 @model_option
 @click.option(
@@ -132,20 +128,21 @@ def train(out_dir: Path, form_inputs: str, overwrite: bool, **options) -> None:
     help="Order of the Kneser-Ney n-gram scored beside the model (0: none).",
 )
 def evaluate(data: str, model_dir: Path, validation_only: bool, ngram_order: int) -> None:
-    """Score a model on whole songs (state carried from each song's start).
+    """Score a model on whole songs, beside an n-gram baseline.
 
-    Prints a table to stderr and one JSON line to stdout: bits and nats per 16th step,
-    accuracy, non-hold accuracy, bits per note event and pitch bits per onset, for the model
-    and for an n-gram fitted on the training split of the same data.
+    The model's state is carried from each song's start. Prints a table to stderr and one JSON
+    line to stdout: bits and nats per 16th step, accuracy, non-hold accuracy, bits per note
+    event and pitch bits per onset, for the model and for an n-gram fitted on the training
+    split of the same data.
     """
-    from generator.corpus import is_validation, preprocess
     from generator.engine import MelodyEngine
-    from generator.ngram import KneserNey
-    from generator.scoring import score_songs
+    from generator.training.corpus import is_validation, preprocess
+    from generator.training.ngram import KneserNey
+    from generator.training.scoring import score_songs
 
     _quiet_music21()
-    engine = _or_fail(lambda: MelodyEngine.load(model_dir))
-    corpus = _or_fail(lambda: preprocess(data, progress=sys.stderr.isatty()))
+    engine = or_fail(lambda: MelodyEngine.load(model_dir))
+    corpus = or_fail(lambda: preprocess(data, progress=sys.stderr.isatty()))
     percent = engine.meta.get("hyperparameters", {}).get("validation_percent", 10)
     held_out = [s for s in corpus.songs if is_validation(s.song_id, percent)]
     songs = held_out if validation_only else corpus.songs
@@ -189,7 +186,7 @@ def _evaluation_table(result: dict) -> None:
         click.echo("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)), err=True)
 
 
-@main.command()
+@click.command()
 @model_option
 @click.option(
     "--data",
@@ -235,14 +232,14 @@ def report(
     reference: str | None,
     listen: int,
 ) -> None:
-    """Generate melodies from held-out seeds and compare them with real folk songs.
+    """Compare melodies from held-out seeds with real folk songs.
 
     Writes index.md (feature overlaps, form figures per meter, length and meter sweeps),
     report.json, one plot per feature and a listening page into --out.
     """
-    from generator.corpus import preprocess
     from generator.engine import MelodyEngine
-    from generator.report.build import build_report
+    from generator.training.corpus import preprocess
+    from generator.training.report.build import build_report
 
     _quiet_music21()
     try:
@@ -253,12 +250,12 @@ def report(
         ) from None
     if not temps or any(not 0 < t <= 2 for t in temps):
         raise click.ClickException("temperatures must lie in (0, 2]")
-    engine = _or_fail(lambda: MelodyEngine.load(model_dir))
-    corpus = _or_fail(lambda: preprocess(data, progress=sys.stderr.isatty()))
+    engine = or_fail(lambda: MelodyEngine.load(model_dir))
+    corpus = or_fail(lambda: preprocess(data, progress=sys.stderr.isatty()))
     compared = None
     if reference:
-        compared = _or_fail(lambda: preprocess(reference, progress=sys.stderr.isatty())).songs
-    results = _or_fail(
+        compared = or_fail(lambda: preprocess(reference, progress=sys.stderr.isatty())).songs
+    or_fail(
         lambda: build_report(
             engine,
             corpus,
@@ -276,159 +273,3 @@ def report(
         f"wrote {out_dir}/index.md, report.json and {len(list(out_dir.glob('*.png')))} plots",
         err=True,
     )
-    del results
-
-
-@main.command()
-@click.argument("request")
-@model_option
-@click.option(
-    "-o",
-    "--out",
-    "midi_out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Write the MIDI file here.",
-)
-@click.option(
-    "--musicxml",
-    "musicxml_out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Write the MusicXML score here.",
-)
-@click.option(
-    "--png",
-    "png_out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Draw the score into this PNG.",
-)
-@click.option(
-    "--audio",
-    "audio_out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Write an MP3 preview here (needs FluidSynth and ffmpeg).",
-)
-@click.option(
-    "--renderer",
-    type=click.Choice(["auto", "musescore", "verovio"]),
-    default="auto",
-    show_default=True,
-    help="Score renderer for --png.",
-)
-@click.option(
-    "--instrument",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 127),
-    help="General MIDI program for --audio (0 piano, 73 flute).",
-)
-def generate(
-    request: str,
-    model_dir: Path,
-    midi_out: Path | None,
-    musicxml_out: Path | None,
-    png_out: Path | None,
-    audio_out: Path | None,
-    renderer: str,
-    instrument: int,
-) -> None:
-    """Compose a melody from REQUEST, e.g. "C4 D4 E4 temp=0.7 bars=8 seed=1".
-
-    Notes: C4, F#4, Bb3, 60, r (rest), with an optional length in quarter notes (D4:2).
-    Options: temp= bars= steps= key= bpm= meter= pickup= seed= topk= topp=.
-    """
-    from generator.engine import MelodyEngine
-    from generator.request import MelodyRequest, RequestError
-
-    try:
-        parsed = MelodyRequest.parse(request)
-        engine = MelodyEngine.load(model_dir)
-        melody = engine.compose(parsed)
-    except (RequestError, FileNotFoundError) as error:
-        raise click.ClickException(str(error)) from None
-    if midi_out:
-        _write(midi_out, melody.to_midi())
-    if musicxml_out:
-        _write(musicxml_out, melody.to_musicxml(title=parsed.describe()))
-    if png_out or audio_out:
-        from generator.render import RenderError, RenderSettings, render_audio, render_png
-
-        settings = RenderSettings(renderer=renderer, gm_program=instrument)  # type: ignore[arg-type]
-        try:
-            if png_out:
-                _write(png_out, render_png(melody.to_musicxml(parsed.describe()), settings))
-            if audio_out:
-                _write(audio_out, render_audio(melody.performance(), settings))
-        except RenderError as error:
-            raise click.ClickException(str(error)) from None
-    click.echo(" ".join(melody.tokens))
-    click.echo(
-        f"key {melody.key_label}, {melody.bars:g} bars of {parsed.meter}"
-        + (f" after {_upbeat_words(melody.pickup)} upbeat" if melody.pickup else "")
-        + f", {melody.ending}; "
-        f"redo with: {_redo(parsed, melody).describe()}",
-        err=True,
-    )
-
-
-@main.command()
-@model_option
-def info(model_dir: Path) -> None:
-    """Show how a model was trained and how well it scores."""
-    meta_path = model_dir / "meta.json"
-    if not meta_path.exists():
-        raise click.ClickException(f"no model metadata at {meta_path}")
-    meta = json.loads(meta_path.read_text())
-    v, data, hp = meta["validation"], meta["data"], meta["hyperparameters"]
-    click.echo(f"model      {meta['name']} (created {meta['created']})")
-    click.echo(
-        f"data       {data['source']} · {data['songs_used']} songs · hash {data['hash'][:16]}…"
-    )
-    click.echo(
-        f"network    {hp['depth']}×LSTM({hp['units']}), embedding {hp['embedding_dim']}, "
-        f"vocabulary {hp['vocab_size']}"
-    )
-    form_meta = meta.get("form", {})
-    inputs = ", ".join(form_meta.get("inputs", [])) or "none (the step alone)"
-    meters = ", ".join(f"{m} ({n})" for m, n in form_meta.get("meters_in_training", {}).items())
-    click.echo(f"form       reads {inputs}" + (f"; songs per meter {meters}" if meters else ""))
-    click.echo(
-        f"validation {v['nll_bits_per_step']:.3f} bits/step · accuracy {v['accuracy']:.3f}"
-        f" · non-hold accuracy {v['non_hold_accuracy']:.3f} ({v['songs']} songs)"
-    )
-    click.echo(f"trained    {meta['epochs_run']} epochs in {meta['wall_time_s'] / 60:.1f} min")
-
-
-_NOTE_VALUES = {1: "a 16th-note", 2: "an eighth-note", 3: "a dotted-eighth", 4: "a quarter-note"}
-_NOTE_VALUES |= {6: "a dotted-quarter", 8: "a half-note", 12: "a dotted-half"}
-
-
-def _upbeat_words(steps: int) -> str:
-    """An upbeat's length as musicians say it: "an eighth-note", else in beats."""
-    return _NOTE_VALUES.get(steps, f"a {steps / 4:g}-beat")
-
-
-def _redo(request, melody):
-    """The request that gives this melody again: its random seed, and the upbeat it heard."""
-    heard = {"pickup": melody.pickup} if request.pickup is None and melody.pickup else {}
-    return request.with_options(rng_seed=melody.rng_seed, **heard)
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    click.echo(f"wrote {path}", err=True)
-
-
-def _or_fail(action):
-    try:
-        return action()
-    except (FileNotFoundError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
-
-
-if __name__ == "__main__":
-    main()

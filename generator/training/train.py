@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import tempfile
 import time
 import warnings
@@ -19,9 +18,7 @@ from pathlib import Path
 
 import keras
 
-from generator import corpus as corpus_mod
 from generator import form
-from generator.dataset import build_index, make_dataset
 from generator.model import (
     MODEL_FILE,
     ModelShape,
@@ -30,7 +27,9 @@ from generator.model import (
     check_form_inputs,
     save_for_inference,
 )
-from generator.scoring import score_songs
+from generator.training import corpus as corpus_mod
+from generator.training.dataset import build_index, make_dataset
+from generator.training.scoring import score_songs
 from generator.vocab import Vocabulary
 
 
@@ -204,9 +203,3 @@ def pickups_by_meter(songs) -> dict[str, dict[str, int]]:
         meter: dict(sorted(c.items(), key=lambda kv: int(kv[0])))
         for meter, c in sorted(counts.items())
     }
-
-
-def copy_model(src: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in (MODEL_FILE, "vocab.json", "meta.json"):
-        shutil.copy2(src / name, dest / name)

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from generator.corpus import Song
-from generator.dataset import frame_context, frame_song
 from generator.model import StepModel, softmax
+from generator.training.corpus import Song
+from generator.training.dataset import frame_context, frame_song
 from generator.vocab import Vocabulary
 
 FLOOR = 1e-12

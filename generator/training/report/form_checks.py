@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generator.corpus import Song
 from generator.engine import ENDED_BY_MODEL, Melody, MelodyEngine
 from generator.form import Layout
 from generator.keys import REFERENCE_PITCH_CLASS
 from generator.ranges import MIN_TEMPERATURE
-from generator.report import features as f
 from generator.request import MelodyRequest
+from generator.training.corpus import Song
+from generator.training.report import features as f
 
 FORM_METERS = ("2/4", "3/4", "4/4", "6/8")
 SWEEP_BARS = (4, 8, 16, 32)
@@ -194,7 +194,7 @@ def run_sweeps(
 
 
 def _repeats_16(engine: MelodyEngine, songs: Sequence, temperature: float, seed: int) -> dict:
-    from generator.report.build import seed_request
+    from generator.training.report.build import seed_request
 
     requests = [
         seed_request(song, temperature, seed * 1_000_003 + i, bars=16)
