@@ -65,7 +65,7 @@ async def _complete(fake, chats: set[str], audio: bool, timeout: float = 1200) -
 async def run(users: int, queued: int, audio: bool, idle_melodies: int) -> dict[str, float]:
     from bot.app import open_app
     from bot.config import Settings
-    from bot.runner import TelegramFrontEnd
+    from bot.telegram_bot import TelegramFrontEnd
     from tests.fakes.telegram_api import FakeTelegram
 
     fake = FakeTelegram()

@@ -9,6 +9,7 @@ as composing starts; errors are ephemeral. A reply's actions ("Again", "Vary") a
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import io
 import logging
@@ -23,6 +24,7 @@ from discord.ext import commands
 from bot import registry
 from bot.app import App
 from bot.incoming import Incoming
+from bot.platforms import FrontEndFailure
 from bot.registry import CommandOption, CommandSpec
 from bot.replies import Attachment, Delivered, FollowUps, Reply
 from generator.keys import COMMON_KEYS
@@ -389,3 +391,72 @@ _SUGGESTIONS = {
     "melodies": _suggest_melodies,
     "commands": _suggest_commands,
 }
+
+
+# the front-end the runner starts -------------------------------------------------------------
+
+
+class DiscordFrontEnd:
+    name = "discord"
+    audio_format = "mp3"
+
+    def __init__(self, app: App):
+        self.bot = MelodyBot(app)
+        self._task: asyncio.Task | None = None
+        self.gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def start(self) -> None:
+        token = self.bot.app.settings.discord_token
+        assert token is not None
+        try:
+            await self.bot.login(token.get_secret_value())
+        except discord.LoginFailure:
+            raise FrontEndFailure(_DISCORD_TOKEN_REJECTED) from None
+        self._task = asyncio.create_task(self.bot.connect(reconnect=True), name="discord")
+        self._task.add_done_callback(self._connection_ended)
+
+    def _connection_ended(self, task: asyncio.Task) -> None:
+        """discord.py reconnects by itself; when its connect() ends, the gateway is gone."""
+        if self.gone.done() or task.cancelled():
+            return  # stopped on purpose
+        error = task.exception()
+        if error is None and self.bot.is_closed():
+            return  # closed on purpose
+        log.error("discord: the gateway connection is gone", exc_info=error)
+        self.gone.set_result(_discord_failure(error))
+
+    async def stop_intake(self) -> None:
+        """Discord cannot hold events back: they keep arriving and the core answers that the
+        bot is restarting."""
+
+    async def send_to(self, address: str, reply: Reply, on_delivered: Delivered) -> None:
+        await self.bot.send_to(address, reply, on_delivered)
+
+    async def stop(self) -> None:
+        if not self.gone.done():
+            self.gone.cancel()  # stopping on purpose is not a lost connection
+        await self.bot.close()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+_DISCORD_TOKEN_REJECTED = (
+    "Discord rejected DISCORD_TOKEN: reset it in the Developer Portal (Bot → Reset Token)."
+)
+
+
+def _discord_failure(error: BaseException | None) -> str:
+    """What an operator should know about a gateway that closed for good."""
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        return (
+            "Discord closed the gateway: the Message Content intent is off for this bot. Turn it "
+            "on in the Developer Portal (Bot → Privileged Gateway Intents), then start again."
+        )
+    if isinstance(error, discord.LoginFailure) or (
+        isinstance(error, discord.ConnectionClosed) and error.code == 4004
+    ):
+        return _DISCORD_TOKEN_REJECTED
+    if isinstance(error, discord.ConnectionClosed):
+        return f"Discord closed the gateway for good (close code {error.code})."
+    what = type(error).__name__ if error is not None else "it ended"
+    return f"Discord's gateway connection is gone ({what})."

@@ -24,7 +24,7 @@ import weakref
 
 from telegram import Bot, BotCommand, BotCommandScopeAllChatAdministrators, Message, Update
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, MessageEntityType
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -39,6 +39,7 @@ from bot import registry
 from bot.app import App
 from bot.commands import CommandError
 from bot.incoming import Incoming
+from bot.platforms import FrontEndFailure
 from bot.replies import Delivered, FollowUps, Reply
 from storage import Repository
 
@@ -414,3 +415,47 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Platform errors are logged with the update id; the bot keeps serving everyone else."""
     update_id = getattr(update, "update_id", "?")
     log.error("update %s failed: %s", update_id, context.error, exc_info=context.error)
+
+
+# the front-end the runner starts -------------------------------------------------------------
+
+
+class TelegramFrontEnd:
+    name = "telegram"
+    audio_format = "voice"  # Telegram plays OGG/Opus voice notes inline
+
+    def __init__(self, app: App):
+        self.application = build_application(app)
+        self.gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.started = asyncio.Event()
+
+    async def start(self) -> None:
+        # python-telegram-bot's polling retries lost connections itself; only a rejected token
+        # is fatal, and it shows at start.
+        try:
+            await self.application.initialize()
+        except InvalidToken:  # its message quotes the token: say what to fix instead
+            raise FrontEndFailure(
+                "Telegram rejected TELEGRAM_TOKEN: check it with @BotFather (/token)."
+            ) from None
+        await register_commands(self.application)
+        await self.application.start()
+        await replay_inbox(self.application)
+        await self.application.updater.start_polling(timeout=20, poll_interval=0.0)
+        self.started.set()
+        log.info("telegram: polling as @%s", self.application.bot.username)
+
+    async def stop_intake(self) -> None:
+        """Fetch no more updates: those not fetched wait on Telegram for the next process."""
+        if self.application.updater.running:
+            await self.application.updater.stop()
+
+    async def send_to(self, address: str, reply: Reply, on_delivered: Delivered) -> None:
+        await self.started.wait()
+        await send_reply(self.application.bot, address, reply, on_delivered)
+
+    async def stop(self) -> None:
+        await self.stop_intake()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()

@@ -47,7 +47,7 @@ from typing import Any
 log = logging.getLogger("melodybot.workers")
 DEFAULT_MELODY_SECONDS = 0.5  # until the pool has timed real jobs
 STOP_WORKER_S = 2.0  # how long a worker may take to leave once told to
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the bot's own (bot/cli.py)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the bot's own (melodybot/logs.py)
 
 
 class QueueFull(Exception):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bot.platforms import PLATFORMS, Platform
 from melodybot.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -34,17 +35,17 @@ def _settings(**overrides: Any) -> Settings:
         raise click.ClickException(f"bad settings: {problems}") from None
 
 
-def _serve(settings: Settings, *, discord: bool, telegram: bool) -> None:
+def _serve(settings: Settings, platforms: tuple[str, ...] = tuple(PLATFORMS)) -> None:
     """Run the front-ends; a platform that refuses us is a clear error, not a traceback."""
     from bot.runner import run_bots
 
-    _clearly(lambda: asyncio.run(run_bots(settings, discord=discord, telegram=telegram)))
+    _clearly(lambda: asyncio.run(run_bots(settings, platforms)))
 
 
 def _clearly(action: Callable[[], object]) -> None:
     """Run ``action``; what stops the bot from starting (a platform refusing it, a damaged or
     unwritable database) ends the command with its message instead of a traceback."""
-    from bot.runner import FrontEndFailure
+    from bot.platforms import FrontEndFailure
     from storage.db import StorageError
 
     try:
@@ -98,37 +99,38 @@ def run(data_dir: Path | None, verbose: bool) -> None:
     """
     settings = _settings(data_dir=data_dir)
     configure_logging(verbose, settings)
-    if not settings.discord_token and not settings.telegram_token:
-        click.echo("No DISCORD_TOKEN or TELEGRAM_TOKEN set: starting the console chat.", err=True)
+    if not any(platform.has_token(settings) for platform in PLATFORMS.values()):
+        tokens = " or ".join(platform.token_variable for platform in PLATFORMS.values())
+        click.echo(f"No {tokens} set: starting the console chat.", err=True)
         ctx = click.get_current_context()
         ctx.invoke(chat, user="you", moderator=True, data_dir=data_dir, verbose=verbose)
         return
-    _serve(settings, discord=True, telegram=True)
+    _serve(settings)
 
 
-def _run_one(platform: str, token_variable: str, data_dir: Path | None, verbose: bool) -> None:
-    """Run a single front-end, as each docker-compose service does."""
-    settings = _settings(data_dir=data_dir)
-    if getattr(settings, f"{platform}_token") is None:
-        raise click.ClickException(f"set {token_variable} (in the environment or .env) first")
-    configure_logging(verbose, settings)
-    _serve(settings, discord=platform == "discord", telegram=platform == "telegram")
+def platform_command(platform: Platform) -> click.Command:
+    """``melodybot discord``, ``melodybot telegram``, …: one front-end alone, as each
+    docker-compose service runs it."""
+
+    @click.command(
+        name=platform.name,
+        help=f"Run only the {platform.name.title()} bot (needs {platform.token_variable}).",
+    )
+    @data_dir_option
+    @click.option("-v", "--verbose", is_flag=True, help="Log more.")
+    def run_one(data_dir: Path | None, verbose: bool) -> None:
+        settings = _settings(data_dir=data_dir)
+        if not platform.has_token(settings):
+            raise click.ClickException(
+                f"set {platform.token_variable} (in the environment or .env) first"
+            )
+        configure_logging(verbose, settings)
+        _serve(settings, (platform.name,))
+
+    return run_one
 
 
-@click.command()
-@data_dir_option
-@click.option("-v", "--verbose", is_flag=True, help="Log more.")
-def discord(data_dir: Path | None, verbose: bool) -> None:
-    """Run only the Discord bot (needs DISCORD_TOKEN)."""
-    _run_one("discord", "DISCORD_TOKEN", data_dir, verbose)
-
-
-@click.command()
-@data_dir_option
-@click.option("-v", "--verbose", is_flag=True, help="Log more.")
-def telegram(data_dir: Path | None, verbose: bool) -> None:
-    """Run only the Telegram bot (needs TELEGRAM_TOKEN)."""
-    _run_one("telegram", "TELEGRAM_TOKEN", data_dir, verbose)
+PLATFORM_COMMANDS = tuple(platform_command(platform) for platform in PLATFORMS.values())
 
 
 @click.command()

@@ -51,7 +51,7 @@ main.add_command(training_commands.report)
 # Running and looking after the bot (melodybot.bot_commands).
 main.add_command(bot_commands.run)
 main.add_command(bot_commands.chat)
-main.add_command(bot_commands.discord)
-main.add_command(bot_commands.telegram)
+for platform_command in bot_commands.PLATFORM_COMMANDS:  # discord, telegram
+    main.add_command(platform_command)
 main.add_command(bot_commands.backup)
 main.add_command(bot_commands.health)

@@ -110,6 +110,15 @@ async def _say(app, line: str, chat: str, moderator: bool, user: str = "ann"):
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_a_limit_goes_back_to_the_default(app):
+    await _say(app, "!setlimit maxbars 4", "chat-default", moderator=True)
+    back = await _say(app, "!setlimit maxbars default", "chat-default", moderator=True)
+    assert back.text == "maxbars is back to the default, 32, in this chat (was 4)."
+    limits = await _say(app, "!limits", "chat-default", moderator=False)
+    assert "at most 32 bars" in limits.text
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_every_command_has_cases():
     assert set(HAPPY) == set(REFUSED) == {spec.name for spec in commands()}
 

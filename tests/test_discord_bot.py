@@ -12,7 +12,7 @@ from PIL import Image
 
 from bot.app import open_app
 from bot.config import Settings
-from bot.runner import DiscordFrontEnd
+from bot.discord_bot import DiscordFrontEnd
 from generator.render import audio_available
 from tests.fakes.discord_api import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord
 from tests.polling import delivered_melody, eventually, failed_melody
@@ -165,7 +165,8 @@ async def test_a_gateway_closed_for_good_stops_the_bot_and_its_health(
     tmp_path, tiny_model_dir, monkeypatch, close_code, said
 ):
     from bot.health import is_alive
-    from bot.runner import FrontEndFailure, run_bots
+    from bot.platforms import FrontEndFailure
+    from bot.runner import run_bots
 
     fake = FakeDiscord()
     await fake.start()
@@ -176,7 +177,7 @@ async def test_a_gateway_closed_for_good_stops_the_bot_and_its_health(
     )
     try:
         with pytest.raises(FrontEndFailure, match=said):
-            await asyncio.wait_for(run_bots(settings, discord=True, telegram=False), 60)
+            await asyncio.wait_for(run_bots(settings, ["discord"]), 60)
     finally:
         await fake.stop()
     assert not is_alive(heartbeat)[0]  # nothing says "alive: discord" any more

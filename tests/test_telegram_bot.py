@@ -12,7 +12,7 @@ from telegram import Bot
 
 from bot.app import open_app
 from bot.config import Settings
-from bot.runner import TelegramFrontEnd
+from bot.telegram_bot import TelegramFrontEnd
 from generator.render import audio_available
 from tests.fakes.telegram_api import FakeTelegram
 from tests.polling import delivered_melody, eventually, failed_melody

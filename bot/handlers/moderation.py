@@ -20,12 +20,12 @@ USER = CommandOption("user", "who", "user", required=True)
 
 @command(
     "setlimit",
-    usage="setlimit daily|cooldown|maxbars|maxnotes VALUE",
-    summary="change a limit for this chat",
+    usage="setlimit daily|cooldown|maxbars|maxnotes VALUE|default",
+    summary="change a limit for this chat, or put it back to the default",
     example="setlimit daily 20",
     options=(
         CommandOption("limit", "which limit", "choice", required=True, choices=tuple(CHANGEABLE)),
-        CommandOption("value", "its new value", "int", required=True, low=0),
+        CommandOption("value", "its new value, or default", required=True),
     ),
     moderator=True,
 )
@@ -37,9 +37,15 @@ async def setlimit(ctx: Context) -> Reply:
             "Say which limit and its new value: daily, cooldown, maxbars or maxnotes.", example
         )
     limit = CHANGEABLE[parts[0].lower()]
+    if parts[1].lower() == "default":
+        old = await ctx.repo.unset_limit(*ctx.scope, limit.field, ctx.actor)
+        now = getattr(await ctx.repo.effective_limits(*ctx.scope), limit.field)
+        before = "the default already" if old is None else str(old)
+        return Reply(f"{limit.word} is back to the default, {now}, in this chat (was {before}).")
     if not parts[1].isdecimal() or not limit.low <= int(parts[1]) <= limit.high:
         raise CommandError(
-            f"{parts[0]} must be a whole number from {limit.low} to {limit.high}.", example
+            f"{parts[0]} must be a whole number from {limit.low} to {limit.high}, or default.",
+            example,
         )
     value = int(parts[1])
     old = await ctx.repo.set_limit(*ctx.scope, limit.field, value, ctx.actor)
