@@ -36,6 +36,7 @@ log = logging.getLogger("melodybot.discord")
 PLATFORM = "discord"
 MAX_TEXT = 2000
 MAX_CUSTOM_ID = 100
+QUIET_REPLY_SECONDS = 120.0  # how long a prefix command's private answer stays in the channel
 MAX_DESCRIPTION = 100
 MAX_CHOICES = 25
 MAX_HISTORY_SUGGESTED = 100
@@ -167,6 +168,10 @@ def buttons_for(reply: Reply) -> discord.ui.View | None:
 
 class MelodyBot(commands.Bot):
     def __init__(self, app: App):
+        # The bot never joins a voice channel, so discord.py's warning that the voice libraries
+        # (PyNaCl, davey) are missing, logged on every start, tells an operator nothing.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()
         intents.message_content = True  # prefix commands read message text (privileged intent)
         super().__init__(
@@ -222,10 +227,18 @@ class MelodyBot(commands.Bot):
         reply = await self.app.core.handle(incoming, is_moderator=moderates, on_work_started=typing)
         if reply is None:
             return
+        # Answers quote the message they answer; what only the asker needs to see (their
+        # history, the limits, a mistake) is removed after a while rather than left in the chat.
+        quiet = reply.private and reply.melody_id is None
         try:
             view = buttons_for(reply) or discord.utils.MISSING
             await send_melody(
-                lambda text, files: message.channel.send(text, files=files, view=view),
+                lambda text, files: message.reply(
+                    text,
+                    files=files,
+                    view=view,
+                    delete_after=QUIET_REPLY_SECONDS if quiet else None,
+                ),
                 reply,
                 lambda: self.app.core.delivered(reply),
             )

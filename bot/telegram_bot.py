@@ -20,14 +20,25 @@ import contextlib
 import io
 import json
 import logging
+import re
 import weakref
 
-from telegram import Bot, BotCommand, BotCommandScopeAllChatAdministrators, Message, Update
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeAllChatAdministrators,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+    User,
+)
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, MessageEntityType
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
+    CallbackQueryHandler,
     ContextTypes,
     MessageHandler,
     TypeHandler,
@@ -51,6 +62,9 @@ PHOTO_MAX_BYTES = 10 * 2**20
 PHOTO_MAX_SIDES_PX = 10_000
 PHOTO_MAX_RATIO = 20
 CHAT_ACTION_AFTER_S = 0.5
+CHAT_ACTION_EVERY_S = 4.5  # an action shows for 5 s
+MAX_CALLBACK_DATA = 64
+DEEP_LINK = re.compile(r"/start(@\w+)?\s+m(?P<id>\d{1,19})")
 ADMIN_STATUSES = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 SEND_ATTEMPTS = 4  # about 7 s of waiting in all, well within a user's patience
 
@@ -89,6 +103,7 @@ def build_application(app: App) -> Application:
     application = builder.build()
     application.bot_data["app"] = app
     application.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, on_text))
+    application.add_handler(CallbackQueryHandler(on_button))
     application.add_handler(TypeHandler(Update, cross_off), group=1)  # after every other handler
     application.add_error_handler(on_error)
     return application
@@ -150,8 +165,16 @@ async def register_commands(application: Application) -> None:
         log.warning("could not register the command menu: %s", error)
 
 
-def incoming_from(message: Message, update_id: int | None = None) -> Incoming:
-    user = message.from_user
+def incoming_from(
+    message: Message,
+    update_id: int | None = None,
+    *,
+    user: User | None = None,
+    text: str | None = None,
+) -> Incoming:
+    """A message (or a button pressed under one: then ``user`` pressed it and ``text`` is the
+    command it runs) as the core reads it."""
+    user = user or message.from_user
     assert user is not None
     mentions = tuple(
         (str(entity.user.id), entity.user.full_name)
@@ -167,7 +190,7 @@ def incoming_from(message: Message, update_id: int | None = None) -> Incoming:
         chat_id=str(message.chat_id),
         user_id=str(user.id),
         user_name=user.username or user.full_name,
-        text=message.text or "",
+        text=_deep_link(message.text or "") if text is None else text,
         mentions=mentions,
         reply_to=reply_to,
         reply_address=address_of(message),
@@ -187,6 +210,34 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message is None or message.from_user is None or not message.text:
         return
+    await _answer(context, message, incoming_from(message, update.update_id))
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A reply's button ("Again", "Vary"): its data is the command it runs, in the chat the
+    melody is in, for whoever pressed it."""
+    query = update.callback_query
+    if query is None or query.data is None:
+        return
+    with contextlib.suppress(TelegramError):  # stops the button's spinner; a courtesy
+        await query.answer()
+    message = query.message
+    if not isinstance(message, Message):  # too old for Telegram to say where it was
+        return
+    app: App = context.application.bot_data["app"]
+    text = f"{app.settings.prefix}{query.data}"
+    await _answer(
+        context, message, incoming_from(message, update.update_id, user=query.from_user, text=text)
+    )
+
+
+def _deep_link(text: str) -> str:
+    """``/start m12``, what a ``t.me/<bot>?start=m12`` link sends, asks for melody 12."""
+    match = DEEP_LINK.fullmatch(text.strip())
+    return f"/show {match['id']}" if match else text
+
+
+async def _answer(context: ContextTypes.DEFAULT_TYPE, message: Message, incoming: Incoming) -> None:
     app: App = context.application.bot_data["app"]
 
     async def is_moderator() -> bool:
@@ -194,7 +245,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if message.chat.type == ChatType.PRIVATE:
             return False
         try:
-            member = await context.bot.get_chat_member(message.chat_id, message.from_user.id)
+            member = await context.bot.get_chat_member(message.chat_id, int(incoming.user_id))
         except TelegramError as error:  # fails safe: nobody moderates without Telegram's word
             log.warning(
                 "telegram: could not ask who administers chat %s: %s", message.chat_id, error
@@ -212,7 +263,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await composing.enter_async_context(chat_action_if_slow(context.bot, where, action))
 
         reply = await app.core.handle(
-            incoming_from(message, update.update_id),
+            incoming,
             is_moderator=is_moderator,
             on_work_started=typing,
             bot_username=context.bot.username,
@@ -263,17 +314,34 @@ async def send_reply(bot: Bot, address: str, reply: Reply, on_delivered: Deliver
 async def _send_first_part(bot: Bot, where: dict, reply: Reply, caption: bool) -> None:
     """The text and the MIDI: the text as the file's caption when it fits, else as messages."""
     midi = reply.attachment("midi")
+    buttons = keyboard_of(reply)
     if not caption:
-        for i in range(0, len(reply.text), MAX_TEXT):
-            await _send(bot.send_message, text=reply.text[i : i + MAX_TEXT], **where)
+        chunks = [reply.text[i : i + MAX_TEXT] for i in range(0, len(reply.text), MAX_TEXT)]
+        for number, chunk in enumerate(chunks, 1):
+            last = number == len(chunks) and midi is None
+            await _send(
+                bot.send_message, text=chunk, reply_markup=buttons if last else None, **where
+            )
     if midi is not None:
         await _send(
             bot.send_document,
             document=midi.data,
             filename=midi.filename,
             caption=reply.text if caption else None,
+            reply_markup=buttons,
             **where,
         )
+
+
+def keyboard_of(reply: Reply) -> InlineKeyboardMarkup | None:
+    """A reply's actions as buttons under its message; each carries the command it runs (at
+    most 64 bytes, Telegram's limit: an action that does not fit is left to the text)."""
+    buttons = [
+        InlineKeyboardButton(action.label, callback_data=action.command)
+        for action in reply.actions
+        if len(action.command.encode()) <= MAX_CALLBACK_DATA
+    ]
+    return InlineKeyboardMarkup([buttons]) if buttons else None
 
 
 class FirstPartsFirst:
@@ -370,15 +438,17 @@ async def _announced(bot: Bot, where: dict, follow_ups: FollowUps):
 
 @contextlib.asynccontextmanager
 async def chat_action_if_slow(bot: Bot, where: dict, action: str):
-    """Show ``action`` ("sending a file…") if the work inside takes longer than a moment. A
-    melody that is ready at once needs none, and every chat action counts against the bot's
-    30 requests a second, which a busy bot needs for the melodies themselves. A courtesy: a
-    failing chat action changes nothing."""
+    """Show ``action`` ("sending a file…") if the work inside takes longer than a moment, and
+    again every few seconds while it lasts. A melody that is ready at once needs none, and
+    every chat action counts against the bot's 30 requests a second, which a busy bot needs
+    for the melodies themselves. A courtesy: a failing chat action changes nothing."""
 
     async def later() -> None:
         await asyncio.sleep(CHAT_ACTION_AFTER_S)
-        with contextlib.suppress(TelegramError):
-            await bot.send_chat_action(action=action, **where)
+        while True:  # Telegram shows an action for about 5 s: renewed while the work goes on
+            with contextlib.suppress(TelegramError):
+                await bot.send_chat_action(action=action, **where)
+            await asyncio.sleep(CHAT_ACTION_EVERY_S)
 
     indicator = asyncio.ensure_future(later())
     try:

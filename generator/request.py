@@ -107,9 +107,11 @@ OPTIONS: dict[str, Option] = {
 OPTION_HELP = {name: option.help for name, option in OPTIONS.items()}
 NEW_SEED = "new"  # seed=new: a seed chosen afresh, so !again gives another melody
 
-_NOTE = re.compile(r"^(?P<letter>[A-Ga-g])(?P<accidental>##|#|bb|b|♯|♭|-)?(?P<octave>-?\d)$")
+_NOTE = re.compile(r"^(?P<letter>[A-Ha-h])(?P<accidental>##|#|bb|b|♯|♭|-)?(?P<octave>-?\d)?$")
+DEFAULT_OCTAVE = 4  # "c d e" are C4 D4 E4
 _ACCIDENTAL_SEMITONES = {"": 0, "#": 1, "♯": 1, "##": 2, "b": -1, "♭": -1, "-": -1, "bb": -2}
-_LETTER_PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+# H is B in German, Dutch and Scandinavian usage; B stays B, as in English (not B flat).
+_LETTER_PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11, "H": 11}
 
 
 class RequestError(ValueError):
@@ -276,15 +278,14 @@ def parse_note_name(text: str) -> int:
         return number
     match = _NOTE.match(text)
     if not match:
-        if re.fullmatch(r"[A-Ga-g](##|#|bb|b|♯|♭)?", text):
-            raise RequestError(f"'{text}' needs an octave number, like {text}4.")
         raise RequestError(
             f"I don't know the note '{text}'. Write notes as a letter, an optional # or b and an "
-            "octave (C4, F#4, Bb3), a MIDI number (60) or r for a rest."
+            "octave (C4, F#4, Bb3; without one, octave 4), a MIDI number (60) or r for a rest."
         )
     pitch_class = _LETTER_PITCH_CLASS[match["letter"].upper()]
     semitone = _ACCIDENTAL_SEMITONES[match["accidental"] or ""]
-    midi = (int(match["octave"]) + 1) * 12 + pitch_class + semitone
+    octave = DEFAULT_OCTAVE if match["octave"] is None else int(match["octave"])
+    midi = (octave + 1) * 12 + pitch_class + semitone
     if not 0 <= midi <= 127:
         raise RequestError(f"{text} is outside the MIDI range.")
     return midi

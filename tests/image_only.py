@@ -8,7 +8,7 @@ dependencies and theirs, no extra). Any other module that would be found in site
 process then imports the entry point and every module of bot/ and generator/ (the training
 package aside), and does what a worker does for a melody: compose it and write its MIDI file,
 draw its score, play its voice note and MP3, and serve the health endpoint. It prints one JSON
-line: what each job gave, the modules it was refused (optional ones that code falls back
+line last: what each job gave, the modules it was refused (optional ones that code falls back
 without) and any module of generator.training that got loaded.
 """
 

@@ -189,7 +189,7 @@ def test_bad_request_is_a_friendly_error_not_a_traceback(runner):
 @pytest.mark.parametrize(
     ("request_text", "problem"),
     [
-        ("H4 D4", "I don't know the note 'H4'."),
+        ("X4 D4", "I don't know the note 'X4'."),
         ("C4 meter=5/4", "meter= takes a folk meter the model knows"),
         ("C4 colour=blue", "Unknown option 'colour='."),
     ],

@@ -65,7 +65,7 @@ HAPPY = {
     "audit": Case("!audit", "set daily_quota", True, ("!setlimit daily 3",)),
 }
 REFUSED = {
-    "melody": Case("!melody H9", "I don't know the note 'H9'", refusal=True),
+    "melody": Case("!melody X4", "I don't know the note 'X4'", refusal=True),
     "again": Case("!again 99", "I can't find melody #99 in this chat", refusal=True),
     "show": Case("!show twelve", "Give the melody's number.", refusal=True),
     "history": Case("!history 99", "Give a number from 1 to 20.", refusal=True),

@@ -128,11 +128,11 @@ async def test_slash_melody_takes_a_meter_choice_and_an_upbeat(discord_bot):
 
 async def test_slash_errors_are_ephemeral(discord_bot):
     fake, _ = discord_bot
-    await fake.send_slash("melody", [{"name": "notes", "type": 3, "value": "H4"}])
+    await fake.send_slash("melody", [{"name": "notes", "type": 3, "value": "X4"}])
     (answer,) = await fake.wait_for(lambda p: p.route.endswith("/callback"))
     assert answer.payload["type"] == 4
     assert answer.payload["data"]["flags"] & 64  # ephemeral
-    assert "I don't know the note 'H4'" in answer.payload["data"]["content"]
+    assert "I don't know the note 'X4'" in answer.payload["data"]["content"]
 
 
 async def test_moderator_commands_need_manage_server(discord_bot):
@@ -373,3 +373,20 @@ async def test_slash_ban_takes_a_user_option(discord_bot):
     banned = await app.repo.find_user("discord", "66")
     ban = await app.repo.active_ban("discord", GUILD_ID, banned)
     assert ban is not None and ban.reason == "spamming"
+
+
+async def test_prefix_replies_answer_the_asker_and_private_ones_go_away(discord_bot, monkeypatch):
+    import bot.discord_bot
+
+    monkeypatch.setattr(bot.discord_bot, "QUIET_REPLY_SECONDS", 0.5)
+    fake, _ = discord_bot
+    await fake.send_message("!limits")
+    (answer,) = await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages")
+    assert answer.payload["message_reference"]["message_id"]  # a reply to the asker's message
+    assert answer.payload["allowed_mentions"] == {"parse": []}  # which pings no one
+    (gone,) = await fake.wait_for(lambda p: p.route.startswith("DELETE "))
+    assert gone.route.endswith(f"/messages/{fake.messages[0]['id']}")
+    await fake.send_message("!melody C4 D4 E4 seed=2 bars=2")
+    await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages", 2)
+    await asyncio.sleep(1.0)
+    assert len([p for p in fake.posted if p.route.startswith("DELETE ")]) == 1  # melodies stay

@@ -72,8 +72,8 @@ def test_note_names(name, midi):
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("H4 D4", "don't know the note 'H4'"),
-        ("C D E", "needs an octave"),
+        ("X4 D4", "don't know the note 'X4'"),
+        ("C4 ?", "don't know the note '?'"),
         ("", "Give me a few notes"),
         ("temp=0.5", "Give me a few notes"),
         ("r r:2", "at least one note"),
@@ -180,3 +180,9 @@ def test_seed_new_asks_for_a_fresh_seed_and_with_seed_chooses_one_to_keep():
     chosen = fresh.with_seed()
     assert chosen.rng_seed is not None and chosen.with_seed() == chosen
     assert f"seed={chosen.rng_seed}" in chosen.describe()
+
+
+def test_german_h_is_b_and_a_name_without_octave_is_in_octave_4():
+    assert [n.pitch for n in parse_request("H4 B4 h3 Hb4").seed_notes] == [71, 71, 59, 70]
+    assert [n.pitch for n in parse_request("c d e:2 F# bb").seed_notes] == [60, 62, 64, 66, 70]
+    assert parse_request("c d e:2").describe().startswith("C4 D4 E4:2 ")

@@ -90,13 +90,20 @@ async def test_the_chat_shows_work_under_way_only_when_it_takes_a_while(telegram
             await asyncio.sleep(1.0)
     (action,) = await fake.wait_for("sendChatAction")
     assert action.fields["action"] == "upload_voice" and action.fields["chat_id"] == "55"
+    async with (
+        Bot("123456:TEST-TOKEN", base_url=f"{fake.base_url}/bot") as bot,
+        chat_action_if_slow(bot, where, "upload_document"),
+    ):
+        await asyncio.sleep(5.5)  # longer than one action shows: it is renewed
+    renewed = [c for c in fake.sent("sendChatAction") if c.fields["action"] == "upload_document"]
+    assert len(renewed) == 2
 
 
 async def test_bad_input_gets_a_friendly_reply(telegram):
     fake, _ = telegram
-    fake.send_text("!melody H4 temp=0.5")
+    fake.send_text("!melody X4 temp=0.5")
     reply = (await fake.wait_for("sendMessage"))[0].fields["text"]
-    assert "I don't know the note 'H4'" in reply and "Try: !melody" in reply
+    assert "I don't know the note 'X4'" in reply and "Try: !melody" in reply
     fake.send_text("/melody@another_bot C4")  # meant for another bot: no answer
     fake.send_text("/nonsense")
     replies = await fake.wait_for("sendMessage", 2)
@@ -131,7 +138,7 @@ async def test_moderator_check_failing_on_telegram_is_a_clear_answer(telegram, c
 async def test_one_user_flooding_a_group_with_mistakes_does_not_starve_the_others(telegram):
     fake, _ = telegram
     for i in range(60):
-        fake.send_text(f"/melody H{i}", user_id=7, username="ann")
+        fake.send_text(f"/melody X{i}", user_id=7, username="ann")
     fake.send_text("/limits", user_id=8, username="bob")
 
     async def answered_bob() -> bool:
@@ -273,3 +280,32 @@ def test_a_score_too_tall_for_a_telegram_photo_goes_as_a_file():
     assert fits_as_photo(png(1400, 3000))
     assert not fits_as_photo(png(1400, 9000))  # sides add up to more than 10,000 px
     assert not fits_as_photo(png(300, 7000))  # more than 20 times taller than wide
+
+
+async def test_again_and_vary_are_buttons_under_the_melody(telegram):
+    fake, app = telegram
+    fake.send_text("/melody C4 D4 E4 temp=0.7 seed=3 bars=2")
+    (document,) = await fake.wait_for("sendDocument")
+    keyboard = json.loads(document.fields["reply_markup"])["inline_keyboard"]
+    assert [(b["text"], b["callback_data"]) for b in keyboard[0]] == [
+        ("Again", "again 1 seed=new"),
+        ("Vary", "again 1 temp=0.9"),
+    ]
+    fake.press("again 1 temp=0.9", document, user_id=8, username="bob")  # anyone in the chat
+    await fake.wait_for("answerCallbackQuery")
+    await fake.wait_for("sendDocument", 2)
+    varied = await eventually(lambda: delivered_melody(app.repo, 2))
+    assert varied.request["canonical"] == "C4 D4 E4 temp=0.9 bars=2 seed=3"
+    bob = await app.repo.find_user("telegram", "8")
+    assert varied.user_id == bob.id  # the melody is the presser's, on their quota
+
+
+async def test_a_deep_link_opens_the_melody_it_names(telegram):
+    fake, app = telegram
+    fake.send_text("/melody G4 A4 B4 seed=5 bars=2")
+    (first,) = await fake.wait_for("sendDocument")
+    await eventually(lambda: delivered_melody(app.repo, 1))
+    fake.send_text("/start m1")  # what t.me/<bot>?start=m1 sends
+    documents = await fake.wait_for("sendDocument", 2)
+    assert documents[1].files["document"] == first.files["document"]
+    assert documents[1].fields["caption"].startswith("#1 · ")

@@ -9,7 +9,10 @@ from bot.replies import Reply
 from bot.wording import melodies, plural
 from generator.request import EXAMPLE, OPTION_HELP
 
-NOTES_HELP = "Notes: C4 F#4 Bb3 60 r, with a length in quarter notes: D4:2 E4:0.5"
+NOTES_HELP = (
+    "Notes: C4 F#4 Bb3 60 r, with a length in quarter notes: D4:2 E4:0.5; without an octave, "
+    "octave 4 (c d e); H4 is B4, and B4 stays B, not B flat"
+)
 
 
 @command(

@@ -101,6 +101,42 @@ class FakeTelegram:
         self._updates.append({"update_id": update_id, "message": message})
         self._new_update.set()
 
+    def press(
+        self,
+        callback_data: str,
+        under: Call,
+        *,
+        chat_id: int = -100,
+        user_id: int = 7,
+        username: str = "ann",
+    ) -> None:
+        """A user presses a button (``callback_data``) under a message the bot sent."""
+        message = {
+            "message_id": int(under.fields.get("message_id", 1)),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "group", "title": "Folk club"},
+            "from": BOT_USER,
+            "caption": under.fields.get("caption", ""),
+        }
+        self._updates.append(
+            {
+                "update_id": next(self._update_ids),
+                "callback_query": {
+                    "id": str(next(self._message_ids)),
+                    "from": {
+                        "id": user_id,
+                        "is_bot": False,
+                        "first_name": username.title(),
+                        "username": username,
+                    },
+                    "message": message,
+                    "chat_instance": "folk-club",
+                    "data": callback_data,
+                },
+            }
+        )
+        self._new_update.set()
+
     def unconfirmed_updates(self) -> list[dict]:
         """Updates no getUpdates offset has confirmed: the next poll still gets them."""
         return [u for u in self._updates if u["update_id"] >= self._confirmed]
