@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from bot.config import Settings
 from bot.context import ComposeContext
-from bot.jobs import COMPOSE, DRAW, PLAY, Composed
+from bot.jobs import COMPOSE, DRAW, PLAY, WRITE_MUSICXML, Composed
 from bot.refusals import RESTARTING, busy_reply, refusal_reply
 from bot.replies import Action, Attachment, FollowUp, FollowUps, Reply
 from bot.wording import bars_text, opening
@@ -28,6 +28,7 @@ from generator.request import NEW_SEED, MelodyRequest, RequestError, parse_reque
 from storage import AlreadyReceived, MelodyRecord, Refusal, Repository
 
 log = logging.getLogger("melodybot")
+MUSICXML_MIME = "application/vnd.recordare.musicxml+xml"
 VARY_STEP = 0.2  # "Vary" composes the same opening this much warmer
 
 
@@ -75,13 +76,19 @@ class Composer:
                     return RESTARTING
                 raise  # a RequestError (a key the seed does not fit) is the user's to read
             reply = self._melody_reply(
-                melody_id, composed, place.hand_over(), ctx.message.audio_format
+                melody_id,
+                composed,
+                place.hand_over(),
+                ctx.message.audio_format,
+                musicxml=request.musicxml,
             )
         return replace(reply, composed=True)
 
-    async def resend(self, ctx: ComposeContext, record: MelodyRecord) -> Reply:
+    async def resend(
+        self, ctx: ComposeContext, record: MelodyRecord, *, musicxml: bool = False
+    ) -> Reply:
         """A stored melody sent again: the very MIDI file, drawn and played again from its
-        stored steps, never composed again."""
+        stored steps (and written as MusicXML if asked), never composed again."""
         melody = _stored_melody(record)
         if melody is None:  # stored before melodies kept their steps: the MIDI is what there is
             return self._stored_midi_reply(record)
@@ -92,7 +99,11 @@ class Composer:
             await ctx.work_started()
             composed = Composed(melody, record.midi or melody.to_midi())
             return self._melody_reply(
-                record.id, composed, place.hand_over(), ctx.message.audio_format
+                record.id,
+                composed,
+                place.hand_over(),
+                ctx.message.audio_format,
+                musicxml=musicxml,
             )
 
     async def finish_interrupted(
@@ -189,11 +200,17 @@ class Composer:
     # the reply ---------------------------------------------------------------------------------
 
     def _melody_reply(
-        self, melody_id: int, composed: Composed, release, audio_format: str
+        self,
+        melody_id: int,
+        composed: Composed,
+        release,
+        audio_format: str,
+        *,
+        musicxml: bool = False,
     ) -> Reply:
         """The text and the MIDI, ready now; the picture and the audio follow as they are made
-        (their work starts here, before the reply is sent), and ``release`` gives the melody's
-        place in the pool back once they are done."""
+        (their work starts here, before the reply is sent), with a MusicXML file if ``musicxml``,
+        and ``release`` gives the melody's place in the pool back once they are done."""
         melody = composed.melody
         request = melody.request
         p = self.settings.prefix
@@ -209,6 +226,10 @@ class Composer:
         parts = [
             self._follow_up(DRAW, (melody, title), picture, "The score picture could not be drawn")
         ]
+        if musicxml:
+            score = Attachment(f"{stem}.musicxml", b"", "musicxml", MUSICXML_MIME)
+            failure = "The MusicXML file could not be written"
+            parts.append(self._follow_up(WRITE_MUSICXML, (melody, title), score, failure))
         if self.audio_enabled:
             voice = audio_format == "voice" and self.voice_enabled
             audio = Attachment(

@@ -26,7 +26,7 @@ from bot.app import App
 from bot.incoming import Incoming
 from bot.platforms import FrontEndFailure
 from bot.registry import CommandOption, CommandSpec
-from bot.replies import Attachment, Delivered, FollowUps, Reply
+from bot.replies import Attachment, Delivered, FollowUps, Reply, melody_in
 from generator.keys import COMMON_KEYS
 from generator.ranges import MAX_TEMPERATURE
 from generator.request import NEW_SEED
@@ -190,6 +190,7 @@ class MelodyBot(commands.Bot):
         self.add_dynamic_items(ActionButton, OlderMelodyButton)
         for spec in registry.commands():
             self.tree.add_command(slash_command(spec))
+        self.tree.add_command(app_commands.ContextMenu(name="Remix", callback=remix_message))
 
     async def on_ready(self) -> None:
         if not self._synced:
@@ -223,6 +224,7 @@ class MelodyBot(commands.Bot):
                 if self.user is None or u.id != self.user.id
             ),
             reply_address=str(message.channel.id),
+            answers_melody=self._melody_answered(message),
         )
         reply = await self.app.core.handle(incoming, is_moderator=moderates, on_work_started=typing)
         if reply is None:
@@ -245,6 +247,13 @@ class MelodyBot(commands.Bot):
         except discord.HTTPException as error:
             log.error("could not answer message %s: %s", message.id, error)
             await self.app.core.undelivered(reply, f"Discord answered {error.status}")
+
+    def _melody_answered(self, message: discord.Message) -> int | None:
+        """The melody in the bot's message that ``message`` replies to, if it is one."""
+        answered = message.reference.resolved if message.reference is not None else None
+        if not isinstance(answered, discord.Message) or answered.author != self.user:
+            return None
+        return melody_in(answered.content)
 
     async def send_to(self, address: str, reply: Reply, on_delivered: Delivered) -> None:
         """Post a reply in a channel, not as an answer to a message (a melody finished after a
@@ -301,6 +310,18 @@ class MelodyBot(commands.Bot):
         except discord.HTTPException as error:  # e.g. 404: the interaction expired
             log.error("could not answer interaction %s: %s", interaction.id, error)
             await self.app.core.undelivered(reply, f"Discord answered {error.status}")
+
+
+async def remix_message(interaction: discord.Interaction, message: discord.Message) -> None:
+    """Right-click → Apps → Remix on one of the bot's melodies: a new melody from its opening."""
+    bot: MelodyBot = interaction.client  # type: ignore[assignment]
+    number = melody_in(message.content) if message.author == bot.user else None
+    if number is None:
+        await interaction.response.send_message(
+            "Remix works on my melodies: right-click one of them.", ephemeral=True
+        )
+        return
+    await bot.answer_interaction(interaction, f"remix {number}")
 
 
 def slash_command(spec: CommandSpec) -> app_commands.Command:

@@ -14,6 +14,7 @@ class Incoming:
     text: str
     mentions: tuple[tuple[str, str], ...] = ()  # (user id, name) of users named in the message
     reply_to: tuple[str, str] | None = None  # (user id, name) of the message answered, if any
+    answers_melody: int | None = None  # the melody in the bot's message this one answers
     # Where to send a melody if this process stops before it is done (a Discord channel id, …);
     # the front-end that reads it back is the one that wrote it.
     reply_address: str | None = None

@@ -13,7 +13,7 @@ its steps and key name).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.workers import JobKind
@@ -35,6 +35,7 @@ COMPOSE = JobKind("compose", "bot.jobs:compose", priority=0, batch=50, timeout_s
 # a melody to compose within about half a second.
 DRAW = JobKind("draw", "bot.jobs:draw", priority=1, batch=4, timeout_s=120.0)
 PLAY = JobKind("play", "bot.jobs:play", priority=2, batch=1, timeout_s=60.0)
+WRITE_MUSICXML = JobKind("musicxml", "bot.jobs:write_musicxml", priority=1, batch=8, timeout_s=60.0)
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,19 @@ def draw(items: list[tuple[Melody, str]]) -> list[bytes | RenderError]:
     return render_pngs(scores, _Worker.render)
 
 
+def write_musicxml(items: list[tuple[Melody, str]]) -> list[bytes]:
+    """MusicXML files of (melody, title) pairs, for users who asked for one (xml=yes)."""
+    return [melody.to_musicxml(title) for melody, title in items]
+
+
 def play(items: list[tuple[Melody, str]]) -> list[bytes | RenderError]:
     """Audio previews of (melody, format) pairs: "mp3" or "voice" (OGG/Opus)."""
     results: list[bytes | RenderError] = []
     for melody, audio_format in items:
+        asked = melody.request.instrument  # inst=, else the bot's MELODYBOT_AUDIO_PROGRAM
+        render = _Worker.render if asked is None else replace(_Worker.render, gm_program=asked)
         try:
-            results.append(render_audio(melody.performance(), _Worker.render, audio_format))
+            results.append(render_audio(melody.performance(), render, audio_format))
         except RenderError as error:
             results.append(error)
     return results

@@ -9,11 +9,12 @@ or audio that fails costs them only that part.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-AttachmentKind = Literal["midi", "png", "audio", "voice"]
+AttachmentKind = Literal["midi", "png", "audio", "voice", "musicxml"]
 Delivered = Callable[[], Awaitable[None]]  # told once the platform took a reply's first part
 
 
@@ -104,3 +105,13 @@ class FollowUps:
         """The reply itself did not go out: nothing should follow it."""
         for part in self.parts:
             part.made.cancel()
+
+
+_MELODY_LINE = re.compile(r"^#(?P<id>\d{1,19}) · key ", re.MULTILINE)
+
+
+def melody_in(text: str) -> int | None:
+    """The number of the melody a reply of the bot's carries, read back from its text
+    (``#12 · key G · …``), for a message that answers one of them (``!remix``)."""
+    match = _MELODY_LINE.search(text)
+    return int(match["id"]) if match else None

@@ -51,7 +51,7 @@ from bot.app import App
 from bot.commands import CommandError
 from bot.incoming import Incoming
 from bot.platforms import FrontEndFailure
-from bot.replies import Delivered, FollowUps, Reply
+from bot.replies import Delivered, FollowUps, Reply, melody_in
 from storage import Repository
 
 log = logging.getLogger("melodybot.telegram")
@@ -181,10 +181,13 @@ def incoming_from(
         for entity in message.entities
         if entity.type == MessageEntityType.TEXT_MENTION and entity.user is not None
     )
-    reply_to = None
-    if message.reply_to_message is not None and message.reply_to_message.from_user is not None:
-        author = message.reply_to_message.from_user
+    reply_to, answers_melody = None, None
+    answered = message.reply_to_message
+    if answered is not None and answered.from_user is not None:
+        author = answered.from_user
         reply_to = (str(author.id), author.username or author.full_name)
+        if author.is_bot:
+            answers_melody = melody_in(answered.caption or answered.text or "")
     return Incoming(
         platform=PLATFORM,
         chat_id=str(message.chat_id),
@@ -193,6 +196,7 @@ def incoming_from(
         text=_deep_link(message.text or "") if text is None else text,
         mentions=mentions,
         reply_to=reply_to,
+        answers_melody=answers_melody,
         reply_address=address_of(message),
         source=None if update_id is None else f"{PLATFORM}:update:{update_id}",
         audio_format="voice",  # Telegram plays OGG/Opus voice notes inline
@@ -401,6 +405,15 @@ async def _send_follow_ups(
             )
             await _optional(
                 "score picture", bot, where, method, **{field: made.data}, filename=made.filename
+            )
+        elif made.kind == "musicxml":
+            await _optional(
+                "MusicXML file",
+                bot,
+                where,
+                bot.send_document,
+                document=made.data,
+                filename=made.filename,
             )
         elif made.kind == "voice":
             await _optional(

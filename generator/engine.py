@@ -112,8 +112,11 @@ class Melody:
 
         return Performance.of_tokens(self.tokens, self.request.bpm)
 
-    def to_midi(self, title: str | None = None, *, program: int = 0) -> bytes:
-        """A Standard MIDI File of the melody, written from its steps (no music21 score)."""
+    def to_midi(self, title: str | None = None, *, program: int | None = None) -> bytes:
+        """A Standard MIDI File of the melody, written from its steps (no music21 score), for
+        the instrument asked for (``program``, else the request's, else the piano)."""
+        if program is None:
+            program = self.request.instrument or 0
         return melody_midi(
             self.tokens,
             bpm=self.request.bpm,

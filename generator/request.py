@@ -52,6 +52,29 @@ class Option:
     choices: tuple[str, ...] = ()
 
 
+# General MIDI programs a folk tune is often played on, by the names users type (inst=flute).
+INSTRUMENT_NAMES = {
+    0: "piano",
+    6: "harpsichord",
+    21: "accordion",
+    22: "harmonica",
+    24: "guitar",
+    40: "violin",
+    42: "cello",
+    46: "harp",
+    56: "trumpet",
+    60: "horn",
+    68: "oboe",
+    71: "clarinet",
+    73: "flute",
+    74: "recorder",
+    78: "whistle",
+    79: "ocarina",
+    105: "banjo",
+    109: "bagpipe",
+    110: "fiddle",
+}
+
 OPTIONS: dict[str, Option] = {
     option.name: option
     for option in (
@@ -64,7 +87,7 @@ OPTIONS: dict[str, Option] = {
         ),
         Option("bars", f"length of the whole melody in bars, 1–{MAX_BARS}", int, 1, MAX_BARS),
         Option("steps", f"length in 16th-note steps, 1–{MAX_STEPS}", int, 1, MAX_STEPS),
-        Option("key", "key of the melody, e.g. G, Em, F#m, Bb (default: guessed from the seed)"),
+        Option("key", "key of the melody, e.g. G, Em, F#m, Bb (default: heard from your notes)"),
         Option(
             "bpm", f"tempo in quarter notes per minute, {MIN_BPM}–{MAX_BPM}", int, MIN_BPM, MAX_BPM
         ),
@@ -88,6 +111,18 @@ OPTIONS: dict[str, Option] = {
             MAX_SEED,
         ),
         Option(
+            "inst",
+            "the instrument of the audio preview and the MIDI file: a name ("
+            + ", ".join(INSTRUMENT_NAMES.values())
+            + ") or a General MIDI program 0–127",
+            choices=tuple(INSTRUMENT_NAMES.values()),
+        ),
+        Option(
+            "xml",
+            "xml=yes also sends the score as MusicXML, for notation programs",
+            choices=("yes", "no"),
+        ),
+        Option(
             "topk",
             f"sample only among the k most likely next steps (k ≥ {MIN_TOP_K})",
             int,
@@ -105,6 +140,7 @@ OPTIONS: dict[str, Option] = {
     )
 }
 OPTION_HELP = {name: option.help for name, option in OPTIONS.items()}
+NAMED_INSTRUMENTS = {name: program for program, name in INSTRUMENT_NAMES.items()}
 NEW_SEED = "new"  # seed=new: a seed chosen afresh, so !again gives another melody
 
 _NOTE = re.compile(r"^(?P<letter>[A-Ha-h])(?P<accidental>##|#|bb|b|♯|♭|-)?(?P<octave>-?\d)?$")
@@ -147,6 +183,10 @@ class MelodyRequest:
     rng_seed: int | None = None
     top_k: int | None = None
     top_p: float | None = None
+    instrument: int | None = None  # a General MIDI program; None = the bot's default
+    # Also send the score as MusicXML: how this one melody is delivered, not what it is, so it
+    # is not part of the request written back (``!again`` does not repeat it).
+    musicxml: bool = field(default=False, compare=False)
     text: str = field(default="", compare=False)
 
     @classmethod
@@ -241,6 +281,8 @@ class MelodyRequest:
             options.append(f"topk={self.top_k}")
         if self.top_p is not None:
             options.append(f"topp={self.top_p:g}")
+        if self.instrument is not None:
+            options.append(f"inst={INSTRUMENT_NAMES.get(self.instrument, self.instrument)}")
         return f"{notes} {' '.join(options)}"
 
     def to_dict(self) -> dict[str, object]:
@@ -256,6 +298,7 @@ class MelodyRequest:
             "rng_seed": self.rng_seed,
             "top_k": self.top_k,
             "top_p": self.top_p,
+            "instrument": self.instrument,
         }
 
 
@@ -374,6 +417,18 @@ def _parse_meter(value: str) -> str:
     return meter
 
 
+def _parse_instrument(value: str) -> int:
+    if value.lower() in NAMED_INSTRUMENTS:
+        return NAMED_INSTRUMENTS[value.lower()]
+    if value.isdecimal() and 0 <= int(value) <= 127:
+        return int(value)
+    raise RequestError(
+        f"inst= takes an instrument ({', '.join(NAMED_INSTRUMENTS)}) or a General MIDI "
+        f"program 0–127, not '{value}'.",
+        example="C4 D4 E4 inst=flute",
+    )
+
+
 def _apply_option(options: dict[str, object], name: str, value: str) -> None:
     if name in options:
         raise RequestError(f"{name}= is given twice.")
@@ -384,6 +439,12 @@ def _apply_option(options: dict[str, object], name: str, value: str) -> None:
         options[name] = None  # chosen when the melody is composed
     elif name == "meter":
         options[name] = _parse_meter(value)
+    elif name == "inst":
+        options[name] = _parse_instrument(value)
+    elif name == "xml":
+        if value.lower() not in ("yes", "no"):
+            raise RequestError(f"xml= is yes or no, not '{value}'.", example="C4 D4 E4 xml=yes")
+        options[name] = value.lower()
     elif name == "pickup":
         options[name] = _parse_duration(value, f"pickup={value}", allow_zero=True)
     elif name == "key":
@@ -424,10 +485,10 @@ def parse_request(text: str, *, default_temperature: float = DEFAULT_TEMPERATURE
         seed_notes = tuple(_parse_seed_note(item) for item in seed_items)
     if len(seed_notes) > MAX_SEED_NOTES:
         raise RequestError(
-            f"That's {len(seed_notes)} seed notes; {MAX_SEED_NOTES} at most, please."
+            f"That's {len(seed_notes)} opening notes; {MAX_SEED_NOTES} at most, please."
         )
     if all(n.pitch is None for n in seed_notes):
-        raise RequestError("The seed needs at least one note, not only rests.")
+        raise RequestError("Your opening needs at least one note, not only rests.")
     if "bars" in options and "steps" in options:
         raise RequestError("Give bars= or steps=, not both.")
     meter = str(options.get("meter", "4/4"))
@@ -451,12 +512,14 @@ def parse_request(text: str, *, default_temperature: float = DEFAULT_TEMPERATURE
         rng_seed=options.get("seed"),  # type: ignore[arg-type]
         top_k=options.get("topk"),  # type: ignore[arg-type]
         top_p=options.get("topp"),  # type: ignore[arg-type]
+        instrument=options.get("inst"),  # type: ignore[arg-type]
+        musicxml=options.get("xml") == "yes",
         text=text.strip(),
     )
     if request.seed_steps >= request.total_steps_with(request.pickup or 0):
         bars_needed = -(-request.seed_steps // request.steps_per_bar) + 1
         raise RequestError(
-            f"The seed already fills {request.seed_steps / request.steps_per_bar:g} bars; ask "
+            f"Your opening already fills {request.seed_steps / request.steps_per_bar:g} bars; ask "
             f"for a longer melody, e.g. bars={min(bars_needed, MAX_BARS)}."
         )
     return request

@@ -64,10 +64,10 @@ NOTHING_WRITTEN = (
 )
 @click.option(
     "--instrument",
-    default=0,
-    show_default=True,
+    default=None,
     type=click.IntRange(0, 127),
-    help="General MIDI program for --audio (0 piano, 73 flute).",
+    help="General MIDI program for --audio (0 piano, 73 flute; default: the request's inst=, "
+    "else the piano).",
 )
 def generate(
     request: str,
@@ -77,7 +77,7 @@ def generate(
     png_out: Path | None,
     audio_out: Path | None,
     renderer: str,
-    instrument: int,
+    instrument: int | None,
 ) -> None:
     """Compose a melody from REQUEST and write the files asked for.
 
@@ -103,7 +103,8 @@ def generate(
     if png_out or audio_out:
         from generator.render import RenderError, RenderSettings, render_audio, render_png
 
-        settings = RenderSettings(renderer=renderer, gm_program=instrument)  # type: ignore[arg-type]
+        program = instrument if instrument is not None else parsed.instrument or 0
+        settings = RenderSettings(renderer=renderer, gm_program=program)  # type: ignore[arg-type]
         try:
             if png_out:
                 _write(png_out, render_png(melody.to_musicxml(parsed.describe()), settings))

@@ -232,3 +232,18 @@ async def test_counts_of_one_are_said_in_the_singular(tmp_path, tiny_model_dir):
         assert "deleted 1 melody of yours" in (await answer(core, say("!forgetme confirm"))).text
     finally:
         await application.close()
+
+
+async def test_musicxml_is_sent_when_asked_for(app):
+    from music21 import converter
+
+    plain = await answer(app.core, say("!melody C4 D4 E4 bars=3 seed=2"))
+    assert plain.attachment("musicxml") is None
+    asked = await answer(app.core, say("!melody C4 D4 E4 bars=3 seed=2 xml=yes"))
+    score = converter.parseData(asked.attachment("musicxml").data, format="musicxml")
+    assert len(score.parts[0].getElementsByClass("Measure")) == 3
+    assert asked.attachment("midi").data == plain.attachment("midi").data
+    shown = await answer(app.core, say(f"!show {plain.melody_id} xml"))
+    assert shown.attachment("musicxml").data.startswith(b"<?xml")
+    again = await answer(app.core, say(f"!again {asked.melody_id}"))
+    assert again.attachment("musicxml") is None  # a way of sending, not part of the melody

@@ -34,6 +34,9 @@ HAPPY = {
     "again": Case(
         "!again {id} temp=1.5", "temp 1.5 · seed 1", before=("!melody C4 E4 bars=2 seed=1",)
     ),
+    "remix": Case(
+        "!remix {id} bars=3", "· 3 bars · temp 1 · seed", before=("!melody C4 E4 bars=2",)
+    ),
     "show": Case("!show {id}", " · key C", before=("!melody C4 E4 bars=2 seed=1",)),
     "history": Case(
         "!history", "Your only melody:", before=("cy: !melody C4 E4 bars=2 seed=1",), by="cy"
@@ -67,6 +70,7 @@ HAPPY = {
 REFUSED = {
     "melody": Case("!melody X4", "I don't know the note 'X4'", refusal=True),
     "again": Case("!again 99", "I can't find melody #99 in this chat", refusal=True),
+    "remix": Case("!remix", "Answer one of my melodies with remix", refusal=True),
     "show": Case("!show twelve", "Give the melody's number.", refusal=True),
     "history": Case("!history 99", "Give a number from 1 to 20.", refusal=True),
     "forgetme": Case("!forgetme", "Send !forgetme confirm to go ahead"),  # asks before it deletes
@@ -107,6 +111,19 @@ async def _say(app, line: str, chat: str, moderator: bool, user: str = "ann"):
     if reply.follow_ups is not None:  # the picture is not what these tests are about
         reply.follow_ups.cancel()
     return reply
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_remix_answering_a_melody_takes_its_opening_with_a_new_seed(app):
+    made = await _say(app, "!melody G4 A4 B4 bars=2 seed=9", "chat-remix", moderator=False)
+    answer = Incoming(
+        "test", "chat-remix", "bob", "Bob", "!remix temp=1.2", answers_melody=made.melody_id
+    )
+    reply = await app.core.handle(answer)
+    reply.follow_ups.cancel()
+    record = await app.repo.get_melody(reply.melody_id)
+    assert record.request["canonical"].startswith("G4 A4 B4 temp=1.2 bars=2 seed=")
+    assert record.rng_seed != 9
 
 
 @pytest.mark.asyncio(loop_scope="module")

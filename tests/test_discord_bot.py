@@ -14,7 +14,7 @@ from bot.app import open_app
 from bot.config import Settings
 from bot.discord_bot import DiscordFrontEnd
 from generator.render import audio_available
-from tests.fakes.discord_api import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord
+from tests.fakes.discord_api import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord, user
 from tests.polling import delivered_melody, eventually, failed_melody
 
 
@@ -297,7 +297,9 @@ async def test_every_registered_command_is_a_slash_command_with_typed_options(di
     from generator.request import OPTIONS
 
     fake, _ = discord_bot
-    registered = await eventually(lambda: {c["name"]: c for c in fake.registered} or None)
+    registered = await eventually(
+        lambda: {c["name"]: c for c in fake.registered if c.get("type", 1) == 1} or None
+    )
     assert set(registered) == {spec.name for spec in commands()}
     melody = {o["name"]: o for o in registered["melody"]["options"]}
     assert melody["notes"]["required"] and melody["notes"]["type"] == 3
@@ -354,8 +356,6 @@ async def test_melody_ids_are_suggested_from_the_users_own_melodies_in_this_serv
 
 
 async def test_slash_ban_takes_a_user_option(discord_bot):
-    from tests.fakes.discord_api import user
-
     fake, app = discord_bot
     troll = user("66", "troll")
     await fake.send_slash(
@@ -390,3 +390,21 @@ async def test_prefix_replies_answer_the_asker_and_private_ones_go_away(discord_
     await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages", 2)
     await asyncio.sleep(1.0)
     assert len([p for p in fake.posted if p.route.startswith("DELETE ")]) == 1  # melodies stay
+
+
+async def test_remix_from_the_context_menu_or_by_answering_a_melody(discord_bot):
+    fake, app = discord_bot
+    await fake.send_message("!melody C4 D4 E4 seed=3 bars=2")
+    await fake.wait_for(lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages")
+    melody_message = fake.messages[0]
+    await fake.send_message_command("Remix", melody_message)
+    (remixed,) = await fake.wait_for(lambda p: p.route.startswith(f"POST /webhooks/{APP_ID}/"))
+    assert remixed.payload["content"].startswith("#2 · key C · 2 bars")
+    await fake.send_message("!remix temp=1.5", answering=melody_message)
+    await eventually(lambda: delivered_melody(app.repo, 3))
+    answered = await app.repo.get_melody(3)
+    assert answered.request["canonical"].startswith("C4 D4 E4 temp=1.5 bars=2 seed=")
+    await fake.send_message_command("Remix", {**melody_message, "author": user("9", "someone")})
+    refused = await fake.wait_for(lambda p: p.route.endswith("/callback"), 2)
+    assert "Remix works on my melodies" in refused[-1].payload["data"]["content"]
+    assert "Remix" in {c["name"] for c in fake.registered if c.get("type") == 3}

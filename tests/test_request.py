@@ -186,3 +186,12 @@ def test_german_h_is_b_and_a_name_without_octave_is_in_octave_4():
     assert [n.pitch for n in parse_request("H4 B4 h3 Hb4").seed_notes] == [71, 71, 59, 70]
     assert [n.pitch for n in parse_request("c d e:2 F# bb").seed_notes] == [60, 62, 64, 66, 70]
     assert parse_request("c d e:2").describe().startswith("C4 D4 E4:2 ")
+
+
+def test_inst_takes_an_instrument_by_name_or_program_and_keeps_it():
+    assert parse_request("C4 inst=Flute").instrument == 73
+    assert parse_request("C4 inst=110").describe().endswith(" inst=fiddle")
+    assert parse_request("C4 inst=3").describe().endswith(" inst=3")
+    assert parse_request("C4").instrument is None
+    with pytest.raises(RequestError, match="inst= takes an instrument"):
+        parse_request("C4 inst=kazoo")

@@ -309,3 +309,14 @@ async def test_a_deep_link_opens_the_melody_it_names(telegram):
     documents = await fake.wait_for("sendDocument", 2)
     assert documents[1].files["document"] == first.files["document"]
     assert documents[1].fields["caption"].startswith("#1 · ")
+
+
+async def test_remix_answering_a_melody_composes_from_its_opening(telegram):
+    fake, app = telegram
+    fake.send_text("/melody G4 A4 B4 seed=5 bars=2")
+    (first,) = await fake.wait_for("sendDocument")
+    fake.send_text("/remix", answering=first, user_id=8, username="bob")
+    await fake.wait_for("sendDocument", 2)
+    remixed = await eventually(lambda: delivered_melody(app.repo, 2))
+    assert remixed.request["canonical"].startswith("G4 A4 B4 temp=1 bars=2 seed=")
+    assert remixed.rng_seed != 5

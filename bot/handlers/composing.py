@@ -7,10 +7,10 @@ from bot.context import ComposeContext, Context
 from bot.refusals import refusal_reply
 from bot.registry import CommandOption, command
 from bot.replies import Reply
-from generator.request import EXAMPLE, OPTIONS, parse_request
+from generator.request import EXAMPLE, NEW_SEED, OPTIONS, parse_request
 from storage import MelodyRecord, Refusal
 
-TYPED_OPTIONS = ("temp", "bars", "key", "bpm", "meter", "pickup", "seed")  # typed on Discord
+TYPED_OPTIONS = ("temp", "bars", "key", "bpm", "meter", "pickup", "seed", "inst")  # on Discord
 MELODY_ID = CommandOption(
     "id", "the melody's number (#12)", "int", required=True, low=1, suggest="melodies"
 )
@@ -74,22 +74,60 @@ async def again(ctx: ComposeContext) -> Reply | None:
 
 
 @command(
+    "remix",
+    usage="remix [ID] [options]",
+    summary="a new melody from the opening of melody ID, or of the melody you answer",
+    example="remix 12 temp=1.2",
+    options=(
+        CommandOption("id", "the melody's number (#12)", "int", low=1, suggest="melodies"),
+        CommandOption("options", "what to change, e.g. temp=1.2 bars=16", style="rest"),
+    ),
+    composes=True,
+    grammar_help=True,
+)
+async def remix(ctx: ComposeContext) -> Reply | None:
+    """``!again ID seed=new``, for a melody named by its number or by answering its message."""
+    first, _, rest = ctx.argument.partition(" ")
+    if first.lstrip("#").isdecimal():
+        number, options = first, rest
+    elif ctx.message.answers_melody is not None:
+        number, options = str(ctx.message.answers_melody), ctx.argument
+    else:
+        raise CommandError(
+            "Answer one of my melodies with remix, or give its number.", ctx.example("remix 12")
+        )
+    original = await melody_here(ctx, number, "remix")
+    if "seed=" not in options.lower():
+        options = f"seed={NEW_SEED} {options}"
+    request = parse_request(original.request["canonical"]).with_option_text(options)
+    return await ctx.services.composer.compose(ctx, f"remix {ctx.argument}".strip(), request)
+
+
+@command(
     "show",
-    usage="show ID",
-    summary="send a stored melody again",
+    usage="show ID [xml]",
+    summary="send a stored melody again (with xml: as MusicXML too)",
     example="show 12",
-    options=(MELODY_ID,),
+    options=(
+        MELODY_ID,
+        CommandOption("xml", "also send it as MusicXML", "choice", choices=("xml",)),
+    ),
     composes=True,
 )
 async def show(ctx: ComposeContext) -> Reply:
     """Send a stored melody again, only for users the chat lets use the bot, no faster than its
     cooldown (it counts towards that, not towards the daily quota: nothing is composed)."""
-    record = await melody_here(ctx, ctx.argument.strip(), "show")
+    number, _, rest = ctx.argument.strip().partition(" ")
+    if rest.strip().lower() not in ("", "xml", "xml=yes"):
+        raise CommandError(
+            "Give the melody's number, and xml for MusicXML.", ctx.example("show 12 xml")
+        )
+    record = await melody_here(ctx, number, "show")
     try:
         await ctx.repo.admit_resend(await ctx.user(), *ctx.scope)
     except Refusal as refusal:
         return refusal_reply(refusal, ctx.settings.prefix)
-    return await ctx.services.composer.resend(ctx, record)
+    return await ctx.services.composer.resend(ctx, record, musicxml=bool(rest.strip()))
 
 
 async def melody_here(ctx: Context, number: str, command_name: str) -> MelodyRecord:

@@ -198,14 +198,27 @@ class FakeDiscord:
         }
 
     async def send_message(
-        self, content: str, *, user_id: str = "7", name: str = "ann", moderator: bool = False
+        self,
+        content: str,
+        *,
+        user_id: str = "7",
+        name: str = "ann",
+        moderator: bool = False,
+        answering: dict | None = None,
     ) -> None:
+        """A user's message; ``answering`` is a message (as the fake answered its POST) that it
+        replies to."""
         member = self._member(user_id, name, moderator)
         author = member.pop("user")
         member.pop("permissions")
+        reply = {}
+        if answering is not None:
+            reference = {"message_id": answering["id"], "channel_id": CHANNEL_ID}
+            reply = {"message_reference": reference, "referenced_message": answering, "type": 19}
         await self._dispatch(
             "MESSAGE_CREATE",
-            {
+            reply
+            | {
                 "id": str(next(self._ids)),
                 "channel_id": CHANNEL_ID,
                 "guild_id": GUILD_ID,
@@ -221,9 +234,20 @@ class FakeDiscord:
                 "attachments": [],
                 "embeds": [],
                 "pinned": False,
-                "type": 0,
-            },
+            }
+            | ({"type": 0} if answering is None else {}),
         )
+
+    async def send_message_command(self, name: str, target: dict, *, user_id: str = "7"):
+        """A message's context menu command (right-click → Apps → ``name``) on ``target``."""
+        data = {
+            "id": str(next(self._ids)),
+            "name": name,
+            "type": 3,
+            "target_id": target["id"],
+            "resolved": {"messages": {target["id"]: target}},
+        }
+        await self._interaction(2, data, user_id, "ann", False)
 
     async def send_slash(
         self,

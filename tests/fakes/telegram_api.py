@@ -80,8 +80,10 @@ class FakeTelegram:
         user_id: int = 7,
         username: str = "ann",
         chat_type: str = "group",
+        answering: Call | None = None,
     ) -> None:
-        """Deliver a user's message to the bot (it arrives with the next getUpdates)."""
+        """Deliver a user's message to the bot (it arrives with the next getUpdates);
+        ``answering`` is a message the bot sent that it replies to."""
         update_id = next(self._update_ids)
         message = {
             "message_id": next(self._message_ids),
@@ -95,6 +97,14 @@ class FakeTelegram:
             },
             "text": text,
         }
+        if answering is not None:
+            message["reply_to_message"] = {
+                "message_id": int(answering.fields.get("message_id", 1)),
+                "date": int(time.time()),
+                "chat": message["chat"],
+                "from": BOT_USER,
+                "caption": answering.fields.get("caption", ""),
+            }
         if text.startswith("/"):
             command = text.split()[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
