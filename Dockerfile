@@ -19,10 +19,12 @@ WORKDIR /app
 
 # Python dependencies in a layer of their own: code changes do not reinstall them.
 # The bot composes with NumPy alone, so TensorFlow (the `train` extra) stays out of the image.
-COPY pyproject.toml README.md ./
+# constraints.txt pins every one of them (scripts/lock-runtime), so a later build installs what
+# was tested.
+COPY pyproject.toml README.md constraints.txt ./
 RUN mkdir -p melodybot generator bot storage \
     && touch melodybot/__init__.py generator/__init__.py bot/__init__.py storage/__init__.py \
-    && pip install . \
+    && pip install -c constraints.txt . \
     && pip uninstall -y melodybot \
     && rm -rf melodybot generator bot storage
 

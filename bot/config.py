@@ -1,4 +1,5 @@
-"""Settings from the environment or a ``.env`` file; every one has a default that runs locally.
+"""Settings from the environment, a ``.env`` file or secret files (Docker secrets); every one
+has a default that runs locally.
 
 Tokens are ``SecretStr``: they never show in a repr, a log line or an error message.
 """
@@ -16,6 +17,16 @@ from bot.limits import BY_FIELD
 from generator.paths import default_model_dir
 from generator.ranges import MAX_TEMPERATURE, MIN_TEMPERATURE
 from storage.records import Limits
+
+SECRETS_DIR = Path("/run/secrets")  # where Docker and Kubernetes put a service's secrets
+
+
+def secrets_dir() -> Path | None:
+    """Where settings may be read from files as well as from the environment: a file named as
+    the setting (``discord_token``, ``telegram_token``, any ``melodybot_*``) holds its value.
+    ``MELODYBOT_SECRETS_DIR`` names the folder; by default Docker's, when there is one."""
+    chosen = Path(os.environ.get("MELODYBOT_SECRETS_DIR") or SECRETS_DIR)
+    return chosen if chosen.is_dir() else None
 
 
 def _limit(field: str):

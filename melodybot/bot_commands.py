@@ -26,10 +26,11 @@ if TYPE_CHECKING:
 def _settings(**overrides: Any) -> Settings:
     from pydantic import ValidationError
 
-    from bot.config import Settings
+    from bot.config import Settings, secrets_dir
 
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        chosen = {k: v for k, v in overrides.items() if v is not None}
+        return Settings(_secrets_dir=secrets_dir(), **chosen)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise click.ClickException(f"bad settings: {problems}") from None

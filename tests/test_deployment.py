@@ -36,6 +36,8 @@ def test_compose_file_has_both_bots_sharing_one_volume():
         assert service["deploy"]["resources"]["limits"]["memory"]
         assert service["env_file"] == ".env"
         assert service["environment"]["MELODYBOT_HEARTBEAT_FILE"] != ""
+        assert service["secrets"] == [f"{name}_token"]  # its own token, not the other's
+    assert set(compose["secrets"]) == {"discord_token", "telegram_token"}
     assert "melodybot-data" in compose["volumes"]
     text = (PROJECT_ROOT / "docker-compose.yml").read_text()
     assert not re.search(r"TOKEN\s*[:=]\s*\S", text), "no secrets in the compose file"
@@ -108,31 +110,39 @@ def test_the_image_copies_every_package_it_installs():
 
 
 def _runtime_distributions() -> set[str]:
-    """The distributions `pip install .` brings (the project's dependencies and theirs, extras
-    only where a requirement names them), as installed here."""
+    """The distributions `pip install .` brings, as scripts/lock-runtime follows them."""
+    return _lock_script().runtime_distributions()
+
+
+def _lock_script():
+    import importlib.machinery
+    import importlib.util
+
+    path = PROJECT_ROOT / "scripts" / "lock-runtime"
+    loader = importlib.machinery.SourceFileLoader("lock_runtime", str(path))
+    spec = importlib.util.spec_from_loader("lock_runtime", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_the_image_installs_pinned_versions_that_the_project_allows():
+    """constraints.txt pins every distribution the image installs, and nothing else, each at a
+    version pyproject.toml allows (scripts/lock-runtime rewrites it)."""
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
+    lines = (PROJECT_ROOT / "constraints.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    assert set(pins) == {
+        name for name in _runtime_distributions() if name in _lock_script().installed({name})
+    }
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
-    extras_of: dict[str, set[str]] = {}
-    todo = [Requirement(line) for line in project["dependencies"]]
-    while todo:
-        requirement = todo.pop()
-        name = canonicalize_name(requirement.name)
-        if name in extras_of and set(requirement.extras) <= extras_of[name]:
-            continue
-        extras = extras_of.setdefault(name, set())
-        extras |= set(requirement.extras)
-        try:
-            requires = metadata.distribution(name).requires or []
-        except metadata.PackageNotFoundError:  # for another platform (its marker said so)
-            continue
-        for line in requires:
-            needed = Requirement(line)
-            markers = [{"extra": extra} for extra in extras | {""}]
-            if needed.marker is None or any(needed.marker.evaluate(m) for m in markers):
-                todo.append(needed)
-    return set(extras_of)
+    for line in project["dependencies"]:
+        wanted = Requirement(line)
+        assert pins[canonicalize_name(wanted.name)] in wanted.specifier, line
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert "pip install -c constraints.txt ." in dockerfile
 
 
 def _top_level_modules(distributions: set[str]) -> set[str]:
@@ -454,3 +464,30 @@ async def test_a_melody_cut_off_by_kill_9_reaches_its_user_after_the_restart(
         (status, stored), *others = db.execute("SELECT status, midi FROM generations").fetchall()
         assert others == [] and status == "done" and stored == next(iter(midi.files.values()))
         assert db.execute("SELECT counts FROM usage").fetchall() == [(1,)]  # counted once
+
+
+def test_tokens_are_read_from_secret_files(tmp_path):
+    """Docker hands a service its secrets as files in /run/secrets; MELODYBOT_SECRETS_DIR
+    points elsewhere. A token in a file works as one in the environment, and never shows."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "telegram_token").write_text("123456:FROM-A-FILE\n")
+    env = checkout_env(os.environ) | {"MELODYBOT_SECRETS_DIR": str(secrets)}
+    for name in ("TELEGRAM_TOKEN", "DISCORD_TOKEN", "MELODYBOT_TELEGRAM_TOKEN"):
+        env.pop(name, None)
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from melodybot.bot_commands import _settings; s = _settings(); "
+            "print(s.telegram_token.get_secret_value(), s.discord_token, repr(s))",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
+    token, discord, settings = shown.split(" ", 2)
+    assert token == "123456:FROM-A-FILE" and discord == "None"
+    assert "FROM-A-FILE" not in settings

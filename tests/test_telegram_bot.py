@@ -64,6 +64,8 @@ async def test_melody_arrives_text_and_midi_first_then_photo_and_voice_note(tele
     text = document.fields["caption"]  # the text rides on the file: one message
     assert text.startswith("#1 · key C") and "!again 1" in text
     assert not fake.sent("sendMessage")
+    messages = [c for c in fake.calls if c.method.startswith("send") and "Action" not in c.method]
+    assert len(messages) == len(later) + 1  # a melody is 3 messages (it was 4): file, photo, voice
     user = await app.repo.find_user("telegram", "7")
     (stored,) = await app.repo.history(user.id)
     assert stored.status == "done" and stored.midi == document.files["document"]
