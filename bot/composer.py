@@ -18,7 +18,7 @@ from bot.context import ComposeContext
 from bot.jobs import COMPOSE, DRAW, PLAY, WRITE_MUSICXML, Composed
 from bot.refusals import RESTARTING, busy_reply, refusal_reply
 from bot.replies import Action, Attachment, FollowUp, FollowUps, Reply
-from bot.wording import bars_text, opening
+from bot.wording import heading, opening
 from bot.workers import Admission, JobKind, QueueFull, ShuttingDown, WorkerPool
 from generator.engine import Melody, MelodyEngine
 from generator.keys import parse_key
@@ -81,6 +81,7 @@ class Composer:
                 place.hand_over(),
                 ctx.message.audio_format,
                 musicxml=request.musicxml,
+                page_id=await self._page_id(melody_id),
             )
         return replace(reply, composed=True)
 
@@ -89,7 +90,7 @@ class Composer:
     ) -> Reply:
         """A stored melody sent again: the very MIDI file, drawn and played again from its
         stored steps (and written as MusicXML if asked), never composed again."""
-        melody = _stored_melody(record)
+        melody = stored_melody(record)
         if melody is None:  # stored before melodies kept their steps: the MIDI is what there is
             return self._stored_midi_reply(record)
         place = self._place()
@@ -104,6 +105,7 @@ class Composer:
                 place.hand_over(),
                 ctx.message.audio_format,
                 musicxml=musicxml,
+                page_id=record.page_id,
             )
 
     async def finish_interrupted(
@@ -117,7 +119,7 @@ class Composer:
         user = await self.repo.get_user(record.user_id)
         name = user.display_name if user is not None else "you"
         request = parse_request(record.request["canonical"])
-        finished = _stored_melody(record) if record.status == "done" else None
+        finished = stored_melody(record) if record.status == "done" else None
         place = self._place(admitted=True)
         if isinstance(place, Reply):  # this process is stopping too
             return None
@@ -137,7 +139,9 @@ class Composer:
                     f"{name}: I was restarted while composing melody #{record.id} for you and "
                     "could not finish it. It does not count against your quota; please ask again."
                 )
-            reply = self._melody_reply(record.id, composed, place.hand_over(), audio_format)
+            reply = self._melody_reply(
+                record.id, composed, place.hand_over(), audio_format, page_id=record.page_id
+            )
         note = f"{name}: I was restarted while composing this one for you; here it is.\n"
         return replace(reply, text=note + reply.text, composed=True)
 
@@ -186,6 +190,13 @@ class Composer:
         except Refusal as refusal:
             return refusal_reply(refusal, self.settings.prefix)
 
+    async def _page_id(self, melody_id: int) -> str | None:
+        """The melody's page address, when replies carry links to pages."""
+        if not self.settings.public_url:
+            return None
+        record = await self.repo.get_melody(melody_id)
+        return None if record is None else record.page_id
+
     async def _store(self, melody_id: int, composed: Composed) -> None:
         melody = composed.melody
         await self.repo.complete_melody(
@@ -207,6 +218,7 @@ class Composer:
         audio_format: str,
         *,
         musicxml: bool = False,
+        page_id: str | None = None,
     ) -> Reply:
         """The text and the MIDI, ready now; the picture and the audio follow as they are made
         (their work starts here, before the reply is sent), with a MusicXML file if ``musicxml``,
@@ -216,10 +228,11 @@ class Composer:
         p = self.settings.prefix
         vary = _vary_command(melody_id, request.temperature)
         text = (
-            f"#{melody_id} · key {melody.key_label} · {bars_text(melody)} · "
-            f"temp {request.temperature:g} · seed {melody.rng_seed}\n"
+            f"{heading(melody_id, melody)}\n"
             f"Redo: {p}again {melody_id} · vary: {p}{vary} · share: {p}show {melody_id}"
         )
+        if page_id is not None and self.settings.public_url:
+            text += f"\nPage: {self.settings.public_url.rstrip('/')}/m/{page_id}"
         stem = f"melody-{melody_id}"
         title = f"#{melody_id} · {opening(request)}"
         picture = Attachment(f"{stem}.png", b"", "png", "image/png")
@@ -308,7 +321,7 @@ def _why_failed(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _stored_melody(record: MelodyRecord) -> Melody | None:
+def stored_melody(record: MelodyRecord) -> Melody | None:
     """The melody a stored record describes, rebuilt without the model (None for records
     stored before melodies kept their steps)."""
     if not record.tokens or not record.melody_key:

@@ -84,7 +84,10 @@ class Settings(BaseSettings):
     # worker processes: one per core, so every core composes and renders
     workers: int = Field(default_factory=lambda: min(os.cpu_count() or 2, 32), ge=1, le=32)
     queue_size: int = Field(20, ge=1)
-    health_port: int | None = None
+    health_port: int | None = None  # also serves the melody pages (see public_url)
+    # Where readers reach the melody pages (e.g. https://melodies.example.org): when set, every
+    # melody's reply carries the link to its page.
+    public_url: str | None = None
     heartbeat_file: Path | None = None
 
     @field_validator("moderator_ids", mode="before")

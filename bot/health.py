@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import Settings
@@ -21,10 +22,13 @@ STALE_AFTER_S = 60.0
 
 
 class Heartbeat:
-    def __init__(self, settings: Settings, front_ends: list[str]):
+    def __init__(self, settings: Settings, front_ends: list[str], routes: Sequence = ()):
+        """``routes`` (aiohttp route definitions: the melody pages) are served beside
+        ``/health`` on the health port."""
         self.path = settings.heartbeat_file
         self.port = settings.health_port
         self.front_ends = front_ends
+        self.routes = list(routes)
         self.started = time.time()
         self._task: asyncio.Task | None = None
         self._runner = None
@@ -48,9 +52,11 @@ class Heartbeat:
 
             web_app = web.Application()
             web_app.router.add_get("/health", health)
+            web_app.add_routes(self.routes)
             self._runner = web.AppRunner(web_app, access_log=None)
             await self._runner.setup()
             await web.TCPSite(self._runner, "0.0.0.0", self.port).start()
+            self.port = self._runner.addresses[0][1]  # the one given, or the one chosen for 0
             log.info("health endpoint on port %d", self.port)
 
     async def _beat(self) -> None:

@@ -24,6 +24,7 @@ from generator.render import (
     RenderSettings,
     render_audio,
     render_pngs,
+    render_svg,
 )
 from generator.render.audio import Performance
 from generator.request import MelodyRequest
@@ -35,6 +36,8 @@ COMPOSE = JobKind("compose", "bot.jobs:compose", priority=0, batch=50, timeout_s
 # a melody to compose within about half a second.
 DRAW = JobKind("draw", "bot.jobs:draw", priority=1, batch=4, timeout_s=120.0)
 PLAY = JobKind("play", "bot.jobs:play", priority=2, batch=1, timeout_s=60.0)
+# A web page's score: after every chat's melody, picture and audio, as a reader can wait.
+DRAW_SVG = JobKind("svg", "bot.jobs:draw_svg", priority=3, batch=8, timeout_s=60.0)
 WRITE_MUSICXML = JobKind("musicxml", "bot.jobs:write_musicxml", priority=1, batch=8, timeout_s=60.0)
 
 
@@ -96,6 +99,17 @@ def draw(items: list[tuple[Melody, str]]) -> list[bytes | RenderError]:
     """Score pictures of (melody, title) pairs, drawn together."""
     scores = [melody.to_musicxml(title) for melody, title in items]
     return render_pngs(scores, _Worker.render)
+
+
+def draw_svg(items: list[tuple[Melody, str]]) -> list[bytes | RenderError]:
+    """Scores of (melody, title) pairs as SVG (verovio), for their web pages."""
+    results: list[bytes | RenderError] = []
+    for melody, title in items:
+        try:
+            results.append(render_svg(melody.to_musicxml(title)))
+        except RenderError as error:
+            results.append(error)
+    return results
 
 
 def write_musicxml(items: list[tuple[Melody, str]]) -> list[bytes]:

@@ -22,6 +22,7 @@ from bot.app import open_app
 from bot.config import Settings
 from bot.health import Heartbeat
 from bot.housekeeping import Housekeeping
+from bot.pages.server import PageServer
 from bot.platforms import PLATFORMS, FrontEndFailure
 from bot.takeover import take_over_interrupted
 
@@ -44,7 +45,8 @@ async def run_bots(
             loop.add_signal_handler(sig, stop.set)
     wanted = [PLATFORMS[name] for name in platforms]
     front_ends = [p.start_front_end(app) for p in wanted if p.has_token(settings)]
-    heartbeat = Heartbeat(settings, [f.name for f in front_ends])
+    pages = PageServer(app)
+    heartbeat = Heartbeat(settings, [f.name for f in front_ends], routes=pages.routes())
     housekeeping = Housekeeping(
         app.repo,
         settings,

@@ -34,3 +34,12 @@ def opening(request: MelodyRequest) -> str:
     notes = " ".join(n.text or str(n.pitch) for n in request.seed_notes[:6])
     more = " …" if len(request.seed_notes) > 6 else ""
     return f"{notes}{more} · temp {request.temperature:g}"
+
+
+def heading(melody_id: int, melody: Melody) -> str:
+    """A melody's first line, in chat and on its page: ``#12 · key G · 8 bars of 3/4 · temp 0.8
+    · seed 42``."""
+    return (
+        f"#{melody_id} · key {melody.key_label} · {bars_text(melody)} · "
+        f"temp {melody.request.temperature:g} · seed {melody.rng_seed}"
+    )

@@ -92,11 +92,32 @@ class MelodyRecord:
     reply_address: str | None  # where its reply goes, in the platform's own terms
     delivered_at: float | None  # when the platform took it (None: not yet, or before schema 4)
     source: str | None  # the platform's id of the message that asked, when it has one
+    page_id: str | None  # where its web page is (/m/<page_id>); unguessable, unlike ``id``
 
     @property
     def request(self) -> dict[str, Any]:
         """The parsed request as the bot core recorded it."""
         return json.loads(self.request_json)
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """A chat's page of recent melodies, listed only while ``enabled``."""
+
+    platform: str
+    chat_id: str
+    page_id: str
+    enabled: bool
+    show_names: bool
+    changed_at: float
+
+
+@dataclass(frozen=True)
+class PageEntry:
+    """A melody as a public page shows it: the composer's name only where the chat allows."""
+
+    melody: MelodyRecord
+    composer: str | None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from storage import db
+from storage.pages import PagesMixin, new_page_id
 from storage.records import (
     GLOBAL,
     AlreadyReceived,
@@ -111,7 +112,7 @@ _SCOPE_CHAIN = """(platform = '' AND chat_id = '') OR (platform = :platform AND 
                   OR (platform = :platform AND chat_id = :chat_id)"""
 
 
-class Repository:
+class Repository(PagesMixin):
     """Users, melodies, limits, bans and the audit log of one SQLite file.
 
     Open it with :meth:`open` (``async with await Repository.open(path) as repo``). One instance
@@ -442,8 +443,8 @@ class Repository:
                 connection,
                 """INSERT INTO generations (user_id, platform, chat_id, request_text, request_json,
                        model_name, model_version, rng_seed, status, created_at, owner,
-                       reply_address, source)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING id""",
+                       reply_address, source, page_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) RETURNING id""",
                 (
                     user_id,
                     *scope,
@@ -456,6 +457,7 @@ class Repository:
                     None if owner is None else cap(owner, MAX_ID_CHARS),
                     None if reply_address is None else cap(reply_address, MAX_ID_CHARS),
                     None if source is None else cap(source, MAX_ID_CHARS),
+                    new_page_id(),
                 ),
             )
             melody_id = int(row[0])

@@ -64,6 +64,7 @@ HAPPY = {
     ),
     "enable": Case("!enable", "The bot is on in this chat.", moderator=True),
     "disable": Case("!disable", "The bot is off in this chat.", moderator=True),
+    "gallery": Case("!gallery on", "This chat's melodies are listed at /g/", moderator=True),
     "stats": Case("!stats", "Melodies in the last 7 days:", True, ("!melody C4 E4 bars=2",)),
     "audit": Case("!audit", "set daily_quota", True, ("!setlimit daily 3",)),
 }
@@ -81,6 +82,7 @@ REFUSED = {
     "unban": Case("!unban bob", "is for moderators of this chat", refusal=True),
     "enable": Case("!enable", "is for moderators of this chat", refusal=True),
     "disable": Case("!disable", "is for moderators of this chat", refusal=True),
+    "gallery": Case("!gallery on", "is for moderators of this chat", refusal=True),
     "stats": Case("!stats 999", "Give a number from 1 to 365.", moderator=True, refusal=True),
     "audit": Case("!audit", "is for moderators of this chat", refusal=True),
 }

@@ -16,6 +16,7 @@ from storage import User
 _DURATION = re.compile(r"^(\d{1,5})([smhdw])$")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 USER = CommandOption("user", "who", "user", required=True)
+GALLERY_STATES = ("on", "names", "off")
 
 
 @command(
@@ -116,6 +117,35 @@ async def enable(ctx: Context) -> Reply:
 async def disable(ctx: Context) -> Reply:
     await ctx.repo.set_enabled(*ctx.scope, False, ctx.actor)
     return Reply(f"The bot is off in this chat. {ctx.example('enable')} turns it on.")
+
+
+@command(
+    "gallery",
+    usage="gallery on|names|off",
+    summary="list this chat's melodies on a web page (names: with who composed them)",
+    example="gallery on",
+    options=(
+        CommandOption(
+            "state", "on, names (on, with names) or off", "choice", True, choices=GALLERY_STATES
+        ),
+    ),
+    moderator=True,
+)
+async def gallery(ctx: Context) -> Reply:
+    """Each melody has its page, found only through its link; a gallery lists the chat's
+    recent ones at one address, which is why it is the chat's choice, and names its
+    composers only if the chat chooses that too."""
+    state = ctx.argument.strip().lower()
+    if state not in GALLERY_STATES:
+        raise CommandError("Say on, names or off.", ctx.example("gallery on"))
+    shown = await ctx.repo.set_gallery(
+        *ctx.scope, state != "off", ctx.actor, show_names=state == "names"
+    )
+    if not shown.enabled:
+        return Reply("The gallery of this chat is off; its page says the melodies are gone.")
+    address = f"{(ctx.settings.public_url or '').rstrip('/')}/g/{shown.page_id}"
+    names = ", with who composed each" if shown.show_names else " (no names)"
+    return Reply(f"This chat's melodies are listed at {address}{names}.")
 
 
 @command(

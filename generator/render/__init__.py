@@ -22,6 +22,7 @@ from generator.render.score import (
     prepare_musicxml,
     render_png,
     render_pngs,
+    render_svg,
 )
 from generator.render.settings import RenderSettings
 
@@ -39,4 +40,5 @@ __all__ = [
     "render_audio",
     "render_png",
     "render_pngs",
+    "render_svg",
 ]

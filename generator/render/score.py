@@ -226,27 +226,45 @@ def _page_number(path: Path) -> int:
     return int(match[1]) if match else 0
 
 
-def _verovio_png(musicxml: bytes, settings: RenderSettings) -> bytes:
-    import cairosvg
+_VEROVIO_OPTIONS = {
+    "pageWidth": 2100,
+    "adjustPageHeight": True,
+    "scale": 50,
+    "breaks": "auto",
+    "footer": "none",
+    "header": "auto",
+    "pageMarginLeft": 60,
+    "pageMarginRight": 60,
+    "pageMarginTop": 40,
+    "pageMarginBottom": 40,
+}
+ONE_PAGE_HEIGHT = 60_000  # verovio's units: tall enough for a 64-bar melody on one page
+
+
+def _verovio(musicxml: bytes, **options: object):
     import verovio
 
     toolkit = verovio.toolkit()
-    toolkit.setOptions(
-        {
-            "pageWidth": 2100,
-            "adjustPageHeight": True,
-            "scale": 50,
-            "breaks": "auto",
-            "footer": "none",
-            "header": "auto",
-            "pageMarginLeft": 60,
-            "pageMarginRight": 60,
-            "pageMarginTop": 40,
-            "pageMarginBottom": 40,
-        }
-    )
+    toolkit.setOptions(_VEROVIO_OPTIONS | options)
     if not toolkit.loadData(musicxml.decode("utf-8")):
         raise RenderError("verovio could not read the score.")
+    return toolkit
+
+
+def render_svg(musicxml: bytes) -> bytes:
+    """The score as one SVG (verovio), for a web page: crisp at any zoom, the systems broken
+    to the page's width and all on one page, the music's glyphs drawn as paths (no web font
+    to load) and its words in the reader's own sans-serif font."""
+    toolkit = _verovio(prepare_musicxml(musicxml), pageHeight=ONE_PAGE_HEIGHT)
+    if toolkit.getPageCount() < 1:
+        raise RenderError("verovio drew no page.")
+    return _readable_text_glyphs(toolkit.renderToSVG(1)).encode("utf-8")
+
+
+def _verovio_png(musicxml: bytes, settings: RenderSettings) -> bytes:
+    import cairosvg
+
+    toolkit = _verovio(musicxml)
     pages = []
     for page in range(1, toolkit.getPageCount() + 1):
         svg = _readable_text_glyphs(toolkit.renderToSVG(page))
