@@ -40,6 +40,7 @@ from telegram.ext import (
     Application,
     CallbackQueryHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
@@ -52,6 +53,7 @@ from bot.commands import CommandError
 from bot.incoming import Incoming
 from bot.platforms import FrontEndFailure
 from bot.replies import Delivered, FollowUps, Reply, melody_in
+from bot.telegram_inline import on_inline_query
 from storage import Repository
 
 log = logging.getLogger("melodybot.telegram")
@@ -104,6 +106,7 @@ def build_application(app: App) -> Application:
     application.bot_data["app"] = app
     application.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, on_text))
     application.add_handler(CallbackQueryHandler(on_button))
+    application.add_handler(InlineQueryHandler(on_inline_query))
     application.add_handler(TypeHandler(Update, cross_off), group=1)  # after every other handler
     application.add_error_handler(on_error)
     return application

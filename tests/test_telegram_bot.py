@@ -322,3 +322,60 @@ async def test_remix_answering_a_melody_composes_from_its_opening(telegram):
     remixed = await eventually(lambda: delivered_melody(app.repo, 2))
     assert remixed.request["canonical"].startswith("G4 A4 B4 temp=1 bars=2 seed=")
     assert remixed.rng_seed != 5
+
+
+@pytest.fixture
+async def inline_telegram(tmp_path, tiny_model_dir):
+    fake = FakeTelegram()
+    await fake.start()
+    settings = Settings(
+        _env_file=None,
+        telegram_token="123456:TEST-TOKEN",
+        telegram_base_url=fake.base_url,
+        data_dir=tmp_path,
+        model_dir=tiny_model_dir,
+        cooldown_s=0,
+        audio=False,
+        public_url="https://melodies.example.org",
+    )
+    app = await open_app(settings)
+    front_end = TelegramFrontEnd(app)
+    await front_end.start()
+    yield fake, app
+    await front_end.stop()
+    await app.close()
+    await fake.stop()
+
+
+def _results(call) -> list[dict]:
+    return json.loads(call.fields["results"])
+
+
+async def test_inline_mode_offers_the_melody_with_its_page(inline_telegram):
+    fake, app = inline_telegram
+    for typed in ("C4", "C4 D4", "C4 D4 E4 seed=1"):  # typed on: only the last is composed
+        fake.inline(typed)
+    (answer,) = await fake.wait_for("answerInlineQuery")
+    (result,) = _results(answer)
+    record = await app.repo.get_melody(1)
+    page = f"https://melodies.example.org/m/{record.page_id}"
+    assert result["type"] == "audio" and result["audio_url"] == f"{page}/preview.mp3"
+    assert result["title"].startswith("#1 · key C") and page in result["caption"]
+    assert record.request["canonical"].startswith("C4 D4 E4 ") and record.chat_id == "inline"
+    assert await app.repo.get_melody(2) is None  # nothing composed for what was typed before
+    fake.inline("C4 D4 E4 seed=1")  # asked again: the melody already made, no second one
+    answers = await fake.wait_for("answerInlineQuery", 2)
+    assert _results(answers[1])[0]["id"] == result["id"]
+    assert await app.repo.get_melody(2) is None
+
+
+async def test_inline_mistakes_and_bans_answer_with_a_note(inline_telegram):
+    fake, app = inline_telegram
+    fake.inline("X4 D4")
+    (note,) = _results((await fake.wait_for("answerInlineQuery"))[0])
+    assert note["type"] == "article" and "I don't know the note 'X4'" in note["description"]
+    troll = await app.repo.upsert_user("telegram", "66", "troll")
+    await app.repo.ban("telegram", "", troll, "mod", "spam", None)  # everywhere on Telegram
+    fake.inline("C4 D4 E4", user_id=66, username="troll")
+    answers = await fake.wait_for("answerInlineQuery", 2)
+    assert "can't use the bot here" in _results(answers[1])[0]["description"]

@@ -147,6 +147,29 @@ class FakeTelegram:
         )
         self._new_update.set()
 
+    def inline(self, query: str, *, user_id: int = 7, username: str = "ann") -> str:
+        """A user types ``@bot <query>`` in some chat; returns the inline query's id."""
+        query_id = str(next(self._message_ids))
+        self._updates.append(
+            {
+                "update_id": next(self._update_ids),
+                "inline_query": {
+                    "id": query_id,
+                    "from": {
+                        "id": user_id,
+                        "is_bot": False,
+                        "first_name": username.title(),
+                        "username": username,
+                    },
+                    "query": query,
+                    "offset": "",
+                    "chat_type": "supergroup",
+                },
+            }
+        )
+        self._new_update.set()
+        return query_id
+
     def unconfirmed_updates(self) -> list[dict]:
         """Updates no getUpdates offset has confirmed: the next poll still gets them."""
         return [u for u in self._updates if u["update_id"] >= self._confirmed]
