@@ -14,7 +14,8 @@ Every melody asked for ends in exactly one of: delivered (the MIDI reached the c
 a reason the user reads (quota, cooldown, busy, restarting), unreachable (the user had blocked the
 bot: nothing can reach them) or lost (none of these within the patience of a user). Lost must be
 0. At the end the quota counts in the database must equal the melodies delivered, user by user,
-no melody may arrive twice, and no child process or temporary file may be left.
+no melody may arrive twice, every delivered melody's web page must answer, and no child process
+or temporary file may be left.
 
     python -m bench.bench_soak --minutes 10 --users 50
 """
@@ -336,6 +337,41 @@ async def _restarter(bot: Bot, tally: Tally, until: float, every_s: float) -> No
         tally.restarts[f"{how.name} (exit {code})"] += 1
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def _check_pages(data: Path, port: int, delivered: set[str]) -> dict[str, object]:
+    """Every delivered melody's page answers 200 from the bot that runs now (after the kills
+    and restarts), with the melody's first line on it; returns what did not."""
+    import aiohttp
+
+    with sqlite3.connect(data / "melodybot.sqlite3") as db:
+        pages = dict(db.execute("SELECT id, page_id FROM generations").fetchall())
+    missing = []
+    async with aiohttp.ClientSession() as session:
+        for melody in sorted(delivered, key=int):
+            page_id = pages.get(int(melody))
+            url = f"http://127.0.0.1:{port}/m/{page_id}"
+            for _ in range(30):  # the bot may still be starting after its last restart
+                try:
+                    async with session.get(url) as response:
+                        body = await response.text()
+                        status = response.status
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(1)
+            else:
+                status, body = 0, ""
+            if page_id is None or status != 200 or f"#{melody} · key" not in body:
+                missing.append(f"#{melody}: {status}")
+    return {"checked": len(delivered), "missing": missing}
+
+
 def _children() -> list[str]:
     """Processes whose parent is this one: with this process the subreaper, every orphan the
     bot left behind ends up here."""
@@ -367,6 +403,7 @@ async def soak(minutes: float, users: int, seed: int, restart_every_s: float) ->
     bin_dir.mkdir()
     wrapped = _fault_tools(bin_dir, work / "faults")
     data = work / "data"
+    pages_port = _free_port()
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "HOME": str(work),
@@ -380,6 +417,9 @@ async def soak(minutes: float, users: int, seed: int, restart_every_s: float) ->
         "MELODYBOT_HOUSEKEEPING_EVERY_S": "60",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONPATH": str(PROJECT_ROOT),  # the bot runs this checkout's code, as the bench does
+        # the melody pages, checked for every delivered melody at the end
+        "MELODYBOT_HEALTH_PORT": str(pages_port),
+        "MELODYBOT_PUBLIC_URL": f"http://127.0.0.1:{pages_port}",
     }
     bot = Bot(env, work)
     chats = Chats(fake)
@@ -395,6 +435,7 @@ async def soak(minutes: float, users: int, seed: int, restart_every_s: float) ->
             *traffic,
             _restarter(bot, tally, until, restart_every_s),
         )
+        pages = await _check_pages(data, pages_port, set(tally.delivered_ids))
         final_code = await bot.stop()
     finally:
         if bot.process is not None and bot.process.returncode is None:
@@ -467,6 +508,8 @@ async def soak(minutes: float, users: int, seed: int, restart_every_s: float) ->
         "quota_counted": sum(counted.values()),
         "pending_after_stop": pending,
         "final_exit_code": final_code,
+        "pages_checked": pages["checked"],
+        "pages_missing": pages["missing"],
         "restarts": dict(tally.restarts),
         "bot_starts": bot.starts,
         "renderer_faults": dict(renderer_faults),
@@ -510,6 +553,10 @@ def main() -> None:
             ", ".join(f"{k} ×{v}" for k, v in sorted(r["platform_faults"].items())),
         ),
         ("pending melodies after the last stop", r["pending_after_stop"]),
+        (
+            "delivered melodies whose page did not answer",
+            f"{len(r['pages_missing'])} of {r['pages_checked']}",
+        ),
         ("child processes left", len(r["leftover_children"])),
         ("scratch / temp entries left", len(r["leftover_scratch"]) + len(r["leftover_temp"])),
     ]
@@ -518,7 +565,13 @@ def main() -> None:
         rows,
         {"bench": "soak"} | r,
     )
-    if r["lost"] or r["quota_mismatches"] or r["delivered_twice"] or r["leftover_children"]:
+    if (
+        r["lost"]
+        or r["quota_mismatches"]
+        or r["delivered_twice"]
+        or r["leftover_children"]
+        or r["pages_missing"]
+    ):
         sys.exit(1)
 
 
