@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     telegram_base_url: str | None = Field(
         None, validation_alias=AliasChoices("TELEGRAM_BASE_URL", "MELODYBOT_TELEGRAM_BASE_URL")
     )
+    # Webhook mode: Telegram posts updates to this public HTTPS address instead of being polled,
+    # so several bot processes can share one token behind a load balancer.
+    telegram_webhook_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("TELEGRAM_WEBHOOK_URL", "MELODYBOT_TELEGRAM_WEBHOOK_URL"),
+    )
+    telegram_webhook_port: int = Field(8443, ge=0, le=65535)  # where this process listens
+    # What Telegram sends along to prove an update is its own (default: derived from the token,
+    # so every process with the token agrees without another secret to share).
+    telegram_webhook_secret: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "TELEGRAM_WEBHOOK_SECRET", "MELODYBOT_TELEGRAM_WEBHOOK_SECRET"
+        ),
+    )
     discord_api_base_url: str | None = Field(
         None,
         validation_alias=AliasChoices("DISCORD_API_BASE_URL", "MELODYBOT_DISCORD_API_BASE_URL"),

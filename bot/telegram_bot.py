@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import logging
 import re
 import weakref
+from urllib.parse import urlsplit
 
 from telegram import (
     Bot,
@@ -166,6 +168,15 @@ async def register_commands(application: Application) -> None:
         await application.bot.set_my_commands(menu, scope=BotCommandScopeAllChatAdministrators())
     except TelegramError as error:
         log.warning("could not register the command menu: %s", error)
+
+
+def webhook_secret(settings) -> str:
+    """The secret Telegram sends with every webhook update (``X-Telegram-Bot-Api-Secret-Token``):
+    the configured one, or one derived from the token, the same in every process."""
+    if settings.telegram_webhook_secret is not None:
+        return settings.telegram_webhook_secret.get_secret_value()
+    token = settings.telegram_token.get_secret_value()
+    return hashlib.sha256(f"melodybot webhook {token}".encode()).hexdigest()
 
 
 def incoming_from(
@@ -511,6 +522,7 @@ class TelegramFrontEnd:
     audio_format = "voice"  # Telegram plays OGG/Opus voice notes inline
 
     def __init__(self, app: App):
+        self.app = app
         self.application = build_application(app)
         self.gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.started = asyncio.Event()
@@ -527,12 +539,27 @@ class TelegramFrontEnd:
         await register_commands(self.application)
         await self.application.start()
         await replay_inbox(self.application)
-        await self.application.updater.start_polling(timeout=20, poll_interval=0.0)
+        settings = self.app.settings
+        if settings.telegram_webhook_url:
+            url = settings.telegram_webhook_url
+            await self.application.updater.start_webhook(
+                listen="0.0.0.0",
+                port=settings.telegram_webhook_port,
+                url_path=urlsplit(url).path.lstrip("/"),
+                webhook_url=url,
+                secret_token=webhook_secret(settings),
+                allowed_updates=Update.ALL_TYPES,
+            )
+            how = f"on a webhook at {url} (port {settings.telegram_webhook_port})"
+        else:
+            await self.application.updater.start_polling(timeout=20, poll_interval=0.0)
+            how = "polling"
         self.started.set()
-        log.info("telegram: polling as @%s", self.application.bot.username)
+        log.info("telegram: %s as @%s", how, self.application.bot.username)
 
     async def stop_intake(self) -> None:
-        """Fetch no more updates: those not fetched wait on Telegram for the next process."""
+        """Fetch (or accept) no more updates: those not taken wait on Telegram for the next
+        process. A webhook stays registered: the other processes behind it go on serving."""
         if self.application.updater.running:
             await self.application.updater.stop()
 

@@ -379,3 +379,64 @@ async def test_inline_mistakes_and_bans_answer_with_a_note(inline_telegram):
     fake.inline("C4 D4 E4", user_id=66, username="troll")
     answers = await fake.wait_for("answerInlineQuery", 2)
     assert "can't use the bot here" in _results(answers[1])[0]["description"]
+
+
+async def test_webhook_mode_takes_updates_telegram_posts_and_only_those(tmp_path, tiny_model_dir):
+    """TELEGRAM_WEBHOOK_URL: updates come in over HTTP, as Telegram posts them behind a load
+    balancer, instead of being polled; one without Telegram's secret is turned away."""
+    import socket
+
+    import aiohttp
+
+    from bot.telegram_bot import webhook_secret
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fake = FakeTelegram()
+    await fake.start()
+    settings = Settings(
+        _env_file=None,
+        telegram_token="123456:TEST-TOKEN",
+        telegram_base_url=fake.base_url,
+        telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/updates",
+        telegram_webhook_port=port,
+        data_dir=tmp_path,
+        model_dir=tiny_model_dir,
+        cooldown_s=0,
+        audio=False,
+    )
+    app = await open_app(settings)
+    front_end = TelegramFrontEnd(app)
+    await front_end.start()
+    try:
+        (registered,) = fake.sent("setWebhook")
+        assert registered.fields["url"] == settings.telegram_webhook_url
+        assert registered.fields["secret_token"] == webhook_secret(settings)
+        assert not fake.sent("getUpdates")
+        update = {
+            "update_id": 501,
+            "message": {
+                "message_id": 9,
+                "date": 1,
+                "chat": {"id": 55, "type": "private", "first_name": "Ann"},
+                "from": {"id": 55, "is_bot": False, "first_name": "Ann", "username": "ann"},
+                "text": "/melody C4 D4 E4 bars=2 seed=1",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+            },
+        }
+        async with aiohttp.ClientSession() as session:
+            forged = {"X-Telegram-Bot-Api-Secret-Token": "guessed"}
+            async with session.post(registered.fields["url"], json=update, headers=forged) as r:
+                assert r.status == 403
+            real = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret(settings)}
+            async with session.post(registered.fields["url"], json=update, headers=real) as r:
+                assert r.status == 200
+        (document,) = await fake.wait_for("sendDocument")
+        assert document.fields["chat_id"] == "55" and document.files["document"][:4] == b"MThd"
+        assert len(fake.sent("sendDocument")) == 1  # the forged one made nothing
+    finally:
+        await front_end.stop()
+        await app.close()
+        await fake.stop()
+    assert not fake.sent("deleteWebhook")  # the other processes behind it go on
