@@ -19,8 +19,8 @@ import inspect
 import io
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
@@ -245,6 +245,7 @@ class MelodyBot(commands.Bot):
         )
         self.app = app
         self._synced = False
+        self.commands_checked = asyncio.Event()  # set once the start-up registration is done
         if app.settings.discord_api_base_url:
             discord.http.Route.BASE = app.settings.discord_api_base_url.rstrip("/")
 
@@ -264,11 +265,42 @@ class MelodyBot(commands.Bot):
     async def on_ready(self) -> None:
         if not self._synced:
             self._synced = True
-            try:
-                await self.tree.sync()
-            except discord.HTTPException as error:
-                log.warning("could not register slash commands: %s", error)
+            await self.register_commands()
         log.info("discord: connected as %s to %d servers", self.user, len(self.guilds))
+
+    async def register_commands(self) -> bool:
+        """Register the slash commands (and the Remix menu) with Discord if what it has differs
+        from what this process offers; returns whether they were registered.
+
+        Discord limits how often an application may register its commands, so a bot restarted
+        often must not register them on every start. What Discord has is what counts (another
+        process or a change in the Developer Portal may have changed them), so it is fetched and
+        compared each time; a failed fetch registers them all the same."""
+        try:
+            changes = await self._command_changes()
+            if not changes:
+                log.info("discord: the slash commands are registered as they are")
+                return False
+            log.info("discord: registering the slash commands (%s)", "; ".join(changes))
+            await self.tree.sync()
+            return True
+        except discord.HTTPException as error:
+            log.warning("could not register slash commands: %s", error)
+            return False
+        finally:
+            self.commands_checked.set()
+
+    async def _command_changes(self) -> list[str]:
+        app_id = self.application_id  # known once Discord said READY
+        try:
+            registered = await self.http.get_global_commands(app_id)  # type: ignore[arg-type]
+        except discord.HTTPException as error:
+            log.warning("could not fetch the registered slash commands: %s", error)
+            return ["what Discord has could not be fetched"]
+        if not registered:
+            return ["none registered yet"]
+        wanted = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        return command_changes(wanted, registered)
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or not message.content:
@@ -395,6 +427,55 @@ async def remix_message(interaction: discord.Interaction, message: discord.Messa
         )
         return
     await bot.answer_interaction(interaction, f"remix {number}")
+
+
+# Fields Discord adds to a registered command, or derives from others that are compared.
+_NOT_COMPARED = frozenset(
+    {"id", "application_id", "version", "guild_id", "dm_permission", "name_localized"}
+    | {"description_localized"}
+)
+
+
+def command_changes(
+    wanted: Sequence[Mapping[str, Any]], registered: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """How the commands Discord has registered differ from those wanted, one entry per kind of
+    difference ("added: melody", "changed: help, Remix", "removed: old"); empty when none.
+
+    Both are compared as Discord reads them: fields left out, null, false or empty are one and
+    the same (Discord leaves out ``required: false`` that discord.py sends), permissions are a
+    number in one and a string in the other, and the places a command is offered are sets."""
+
+    def by_name(commands: Sequence[Mapping[str, Any]]) -> dict[tuple[int, str], object]:
+        return {(c.get("type", 1), c["name"]): _comparable(c) for c in commands}
+
+    have, want = by_name(registered), by_name(wanted)
+    named = {
+        "added": [k for k in want if k not in have],
+        "changed": [k for k in want if k in have and want[k] != have[k]],
+        "removed": [k for k in have if k not in want],
+    }
+    return [f"{what}: {', '.join(n for _, n in keys)}" for what, keys in named.items() if keys]
+
+
+def _comparable(value: object, field: str = "") -> object:
+    if field == "default_member_permissions":
+        return str(value)
+    if field in ("contexts", "integration_types") and isinstance(value, list):
+        return sorted(value)
+    if isinstance(value, Mapping):
+        return {
+            k: _comparable(v, k)
+            for k, v in value.items()
+            if k not in _NOT_COMPARED and not _unset(v)
+        }
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    return value
+
+
+def _unset(value: object) -> bool:
+    return value is None or value is False or value in ("", [], {})
 
 
 def slash_command(spec: CommandSpec) -> app_commands.Command:

@@ -540,3 +540,78 @@ async def test_a_melody_left_where_only_a_users_install_reaches_gives_its_slot_b
         ).fetchone() == (0,)
     assert _sent_to_a_channel(fake) == []
     assert await app.repo.unsent_owners("discord") == set()
+
+
+# registering the commands only when they changed --------------------------------------------
+
+
+def _registrations(fake) -> int:
+    return fake.requests.count(f"PUT /applications/{APP_ID}/commands")
+
+
+async def _start_again(front_end: DiscordFrontEnd) -> DiscordFrontEnd:
+    again = DiscordFrontEnd(front_end.bot.app)
+    await again.start()
+    await asyncio.wait_for(again.bot.commands_checked.wait(), 30)
+    return again
+
+
+async def test_commands_are_registered_again_only_when_discord_has_others(
+    discord_front_end, caplog
+):
+    fake, front_end = discord_front_end
+    await asyncio.wait_for(front_end.bot.commands_checked.wait(), 30)
+    assert _registrations(fake) == 1  # Discord had none
+    await front_end.stop()
+    with caplog.at_level("INFO", logger="melodybot.discord"):
+        unchanged = await _start_again(front_end)
+        await unchanged.stop()
+        assert _registrations(fake) == 1
+        assert "registered as they are" in caplog.text
+        fake.registered = [  # changed by hand, or by another version of the bot
+            c | {"description": "Something else"} if c["name"] == "help" else c
+            for c in fake.registered
+            if c["name"] != "stats"
+        ]
+        changed = await _start_again(front_end)
+        await changed.stop()
+    assert _registrations(fake) == 2
+    assert "registering the slash commands (added: stats; changed: help)" in caplog.text
+    assert fake.requests.count(f"GET /applications/{APP_ID}/commands") == 3
+
+
+def test_command_changes_reads_commands_as_discord_lists_them():
+    from bot.discord_bot import command_changes
+
+    wanted = [
+        {
+            "name": "melody",
+            "type": 1,
+            "description": "Compose",
+            "options": [{"type": 10, "name": "temp", "required": False, "min_value": 0.0}],
+            "default_member_permissions": 32,
+            "contexts": [0, 1, 2],
+            "nsfw": False,
+        },
+        {"name": "Remix", "type": 3, "contexts": [0, 1]},
+    ]
+    registered = [
+        {
+            "id": "1",
+            "application_id": "2",
+            "version": "3",
+            "name": "melody",
+            "type": 1,
+            "description": "Compose",
+            "options": [{"type": 10, "name": "temp", "min_value": 0}],
+            "default_member_permissions": "32",
+            "contexts": [2, 1, 0],
+            "dm_permission": True,
+        },
+        {"id": "4", "name": "Remix", "type": 3, "description": "", "contexts": [0, 1]},
+    ]
+    assert command_changes(wanted, registered) == []
+    registered[0]["options"][0]["min_value"] = 0.5
+    registered[1]["contexts"] = [0]
+    assert command_changes(wanted, registered) == ["changed: melody, Remix"]
+    assert command_changes(wanted[:1], registered) == ["changed: melody", "removed: Remix"]

@@ -2,9 +2,9 @@
 
 The gateway says HELLO, answers IDENTIFY with READY and one GUILD_CREATE, acknowledges heartbeats,
 and lets a test dispatch MESSAGE_CREATE and INTERACTION_CREATE events. The REST side answers login
-and command registration and records every message, interaction response and follow-up (with
-their files) for the test to inspect. Replies carry ``Content-Type: application/json`` exactly,
-as discord.py checks.
+and command registration (and reads the registered commands back as Discord does) and records
+every message, interaction response and follow-up (with their files) for the test to inspect.
+Replies carry ``Content-Type: application/json`` exactly, as discord.py checks.
 
 Interactions come from one of several places (``where``): the server that installed the bot, or,
 through a user's own install of it, a server without the bot, the bot's direct messages, or a
@@ -82,6 +82,7 @@ class FakeDiscord:
         # the application commands the bot last registered, with the ids Discord gave them
         self.registered: list[dict] = []
         self.messages: list[dict] = []  # every message the bot posted, as the fake answered
+        self.requests: list[str] = []  # every REST call's method and path, in order
         self._places: dict[str, tuple[str, str | None]] = {}  # token → (channel, guild)
 
     @property
@@ -396,6 +397,7 @@ class FakeDiscord:
 
     async def _rest(self, request: web.Request) -> web.Response:
         route = f"{request.method} /{request.match_info['tail']}"
+        self.requests.append(route)
         payload, files = await _read_body(request)
         for ending, status in self.refuse.items():
             if route.endswith(ending):
@@ -427,13 +429,15 @@ class FakeDiscord:
             )
         if route.startswith("GET /gateway"):
             return _json({"url": self.gateway_url, "shards": 1})
+        if route == f"GET /applications/{APP_ID}/commands":
+            return _json([_as_discord_reads_it(c) for c in self.registered])
         if route == f"PUT /applications/{APP_ID}/commands":
             commands = payload if isinstance(payload, list) else []
             self.registered = [
                 c | {"id": str(next(self._ids)), "application_id": APP_ID, "version": "1"}
                 for c in commands
             ]
-            return _json(self.registered)
+            return _json([_as_discord_reads_it(c) for c in self.registered])
         await self._record(Posted(route, payload if isinstance(payload, dict) else {}, files))
         if route.endswith("/typing"):
             return web.Response(status=204)
@@ -508,6 +512,25 @@ class FakeDiscord:
                 return [p for p in self.posted if predicate(p)]
 
         return await asyncio.wait_for(enough(), timeout)
+
+
+def _as_discord_reads_it(command: dict) -> dict:
+    """A registered command as Discord lists it: what is false or unset is left out of its
+    options, permissions are a string, a context menu has an empty description."""
+    options = [
+        {k: v for k, v in option.items() if v is not None and v is not False}
+        for option in command.get("options") or []
+    ]
+    permissions = command.get("default_member_permissions")
+    return (
+        {k: v for k, v in command.items() if k != "options"}
+        | {
+            "description": command.get("description", ""),
+            "default_member_permissions": None if permissions is None else str(permissions),
+            "nsfw": bool(command.get("nsfw")),
+        }
+        | ({"options": options} if options else {})
+    )
 
 
 async def _read_body(request: web.Request) -> tuple[object, dict[str, bytes]]:
