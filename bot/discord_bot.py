@@ -5,6 +5,11 @@ in :mod:`bot.registry` is also a slash command with typed options (ranges, choic
 of keys and of the user's own melodies) that are written back into that grammar, so ``/melody``
 and ``!melody`` end in the same request. Work that takes a while is deferred ("thinking…") as soon
 as composing starts; errors are ephemeral. A reply's actions ("Again", "Vary") are buttons.
+
+The users' commands (and the Remix menu) can also be installed by a user to their own account,
+so they work in direct messages and in servers the bot is not in; moderators' commands are
+offered only in servers that installed the bot. Where only a user's install brought the command,
+the bot has no member and may not post: it answers through the interaction alone.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ import inspect
 import io
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
@@ -41,10 +46,67 @@ MAX_DESCRIPTION = 100
 MAX_CHOICES = 25
 MAX_HISTORY_SUGGESTED = 100
 
+# Where a command is offered: the users' commands wherever the bot is installed, to a server or
+# to a user's own account, and in every kind of chat; the moderators' only in servers that
+# installed the bot.
+EVERY_INSTALL = app_commands.AppInstallationType(guild=True, user=True)
+EVERY_CHAT = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True)
+SERVER_INSTALL = app_commands.AppInstallationType(guild=True, user=False)
+SERVERS_ONLY = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
+GUILD_INSTALL_KEY = 0  # the key of a server's install in an interaction's authorizing owners
+
 
 def chat_scope(guild: discord.Guild | None, user: discord.abc.User) -> str:
-    """Limits and bans apply per server; a direct message is a scope of its own."""
+    """What limits and bans apply to: a server the bot is installed in (its moderators set
+    them), or else the user's own scope, ``dm-<user id>``.
+
+    The user's own scope is the one their direct messages with the bot have always had, and it
+    also covers every place only their own install of the bot reaches (see
+    :func:`interaction_scope`): a server without the bot, a direct or group message between
+    users. Those places have no moderators the bot knows and no settings of their own, and one
+    scope per user keeps their daily quota one quota however many servers and chats they use
+    the command in; their melodies stay theirs to ``/show`` and ``/again`` in all of them. In a
+    server that installed the bot, a user's own install changes nothing: the server's limits
+    and bans apply, so neither can be stepped around.
+    """
     return str(guild.id) if guild is not None else f"dm-{user.id}"
+
+
+def bot_installed_in_server(interaction: discord.Interaction) -> bool:
+    """Whether the interaction comes from a server that installed the bot: the server's install
+    authorized it, or the gateway told this process of the server (the bot is a member). Through
+    a user's own install in another server the interaction carries only a partial guild."""
+    if interaction.guild_id is None:
+        return False
+    client = interaction.client
+    return interaction.is_guild_integration() or client.get_guild(interaction.guild_id) is not None
+
+
+def interaction_scope(interaction: discord.Interaction) -> str:
+    """The :func:`chat_scope` of an interaction: its server's if the server installed the bot,
+    the user's own everywhere else."""
+    guild = interaction.guild if bot_installed_in_server(interaction) else None
+    return chat_scope(guild, interaction.user)
+
+
+def interaction_reply_address(interaction: discord.Interaction) -> str | None:
+    """Where a melody begun for this interaction is posted if this process stops before it is
+    sent (the interaction itself is not answered by the next one): its channel, but only where
+    the bot may post, as it does for prefix commands: a server the bot is a member of, or its
+    own direct messages with a user it reaches through a server's install (Discord marks those
+    with the server install's key). Anywhere only the user's install reaches, there is no such
+    place: None, and the next process gives the melody's quota slot back
+    (:mod:`bot.takeover`) rather than compose it for a channel that would refuse it."""
+    if interaction.channel_id is None:
+        return None
+    if interaction.guild_id is not None:
+        here = interaction.client.get_guild(interaction.guild_id) is not None
+    else:
+        # discord.py keeps the authorizing owners to itself; in the bot's own DMs the server
+        # install's key is present (as "0") when a server's install authorized the command.
+        owners = getattr(interaction, "_integration_owners", {})
+        here = interaction.context.dm_channel and GUILD_INSTALL_KEY in owners
+    return str(interaction.channel_id) if here else None
 
 
 def is_moderator(member: discord.abc.User, moderator_role: str | None) -> bool:
@@ -183,6 +245,7 @@ class MelodyBot(commands.Bot):
         )
         self.app = app
         self._synced = False
+        self.commands_checked = asyncio.Event()  # set once the start-up registration is done
         if app.settings.discord_api_base_url:
             discord.http.Route.BASE = app.settings.discord_api_base_url.rstrip("/")
 
@@ -190,16 +253,54 @@ class MelodyBot(commands.Bot):
         self.add_dynamic_items(ActionButton, OlderMelodyButton)
         for spec in registry.commands():
             self.tree.add_command(slash_command(spec))
-        self.tree.add_command(app_commands.ContextMenu(name="Remix", callback=remix_message))
+        self.tree.add_command(
+            app_commands.ContextMenu(
+                name="Remix",
+                callback=remix_message,
+                allowed_installs=EVERY_INSTALL,
+                allowed_contexts=EVERY_CHAT,
+            )
+        )
 
     async def on_ready(self) -> None:
         if not self._synced:
             self._synced = True
-            try:
-                await self.tree.sync()
-            except discord.HTTPException as error:
-                log.warning("could not register slash commands: %s", error)
+            await self.register_commands()
         log.info("discord: connected as %s to %d servers", self.user, len(self.guilds))
+
+    async def register_commands(self) -> bool:
+        """Register the slash commands (and the Remix menu) with Discord if what it has differs
+        from what this process offers; returns whether they were registered.
+
+        Discord limits how often an application may register its commands, so a bot restarted
+        often must not register them on every start. What Discord has is what counts (another
+        process or a change in the Developer Portal may have changed them), so it is fetched and
+        compared each time; a failed fetch registers them all the same."""
+        try:
+            changes = await self._command_changes()
+            if not changes:
+                log.info("discord: the slash commands are registered as they are")
+                return False
+            log.info("discord: registering the slash commands (%s)", "; ".join(changes))
+            await self.tree.sync()
+            return True
+        except discord.HTTPException as error:
+            log.warning("could not register slash commands: %s", error)
+            return False
+        finally:
+            self.commands_checked.set()
+
+    async def _command_changes(self) -> list[str]:
+        app_id = self.application_id  # known once Discord said READY
+        try:
+            registered = await self.http.get_global_commands(app_id)  # type: ignore[arg-type]
+        except discord.HTTPException as error:
+            log.warning("could not fetch the registered slash commands: %s", error)
+            return ["what Discord has could not be fetched"]
+        if not registered:
+            return ["none registered yet"]
+        wanted = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        return command_changes(wanted, registered)
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or not message.content:
@@ -273,11 +374,15 @@ class MelodyBot(commands.Bot):
         text: str,
         mentions: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        """Run a command for a slash command or button: defer once work starts, reply after."""
+        """Run a command for a slash command or button: defer once work starts, reply after.
+        Every answer goes through the interaction (its response, then its follow-up webhook),
+        never to the channel, so it works where only the user's own install reaches."""
         settings = self.app.settings
 
-        async def moderates() -> bool:
-            return is_moderator(interaction.user, settings.moderator_role)
+        async def moderates() -> bool:  # a server's roles count only where it installed the bot
+            return bot_installed_in_server(interaction) and is_moderator(
+                interaction.user, settings.moderator_role
+            )
 
         async def defer() -> None:
             if not interaction.response.is_done():
@@ -285,12 +390,12 @@ class MelodyBot(commands.Bot):
 
         incoming = Incoming(
             platform=PLATFORM,
-            chat_id=chat_scope(interaction.guild, interaction.user),
+            chat_id=interaction_scope(interaction),
             user_id=str(interaction.user.id),
             user_name=interaction.user.display_name,
             text=f"{settings.prefix}{text}",
             mentions=mentions,
-            reply_address=None if interaction.channel_id is None else str(interaction.channel_id),
+            reply_address=interaction_reply_address(interaction),
         )
         reply = await self.app.core.handle(incoming, is_moderator=moderates, on_work_started=defer)
         if reply is None:
@@ -322,6 +427,55 @@ async def remix_message(interaction: discord.Interaction, message: discord.Messa
         )
         return
     await bot.answer_interaction(interaction, f"remix {number}")
+
+
+# Fields Discord adds to a registered command, or derives from others that are compared.
+_NOT_COMPARED = frozenset(
+    {"id", "application_id", "version", "guild_id", "dm_permission", "name_localized"}
+    | {"description_localized"}
+)
+
+
+def command_changes(
+    wanted: Sequence[Mapping[str, Any]], registered: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """How the commands Discord has registered differ from those wanted, one entry per kind of
+    difference ("added: melody", "changed: help, Remix", "removed: old"); empty when none.
+
+    Both are compared as Discord reads them: fields left out, null, false or empty are one and
+    the same (Discord leaves out ``required: false`` that discord.py sends), permissions are a
+    number in one and a string in the other, and the places a command is offered are sets."""
+
+    def by_name(commands: Sequence[Mapping[str, Any]]) -> dict[tuple[int, str], object]:
+        return {(c.get("type", 1), c["name"]): _comparable(c) for c in commands}
+
+    have, want = by_name(registered), by_name(wanted)
+    named = {
+        "added": [k for k in want if k not in have],
+        "changed": [k for k in want if k in have and want[k] != have[k]],
+        "removed": [k for k in have if k not in want],
+    }
+    return [f"{what}: {', '.join(n for _, n in keys)}" for what, keys in named.items() if keys]
+
+
+def _comparable(value: object, field: str = "") -> object:
+    if field == "default_member_permissions":
+        return str(value)
+    if field in ("contexts", "integration_types") and isinstance(value, list):
+        return sorted(value)
+    if isinstance(value, Mapping):
+        return {
+            k: _comparable(v, k)
+            for k, v in value.items()
+            if k not in _NOT_COMPARED and not _unset(v)
+        }
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    return value
+
+
+def _unset(value: object) -> bool:
+    return value is None or value is False or value in ("", [], {})
 
 
 def slash_command(spec: CommandSpec) -> app_commands.Command:
@@ -359,10 +513,15 @@ def slash_command(spec: CommandSpec) -> app_commands.Command:
     }
     summary = spec.summary[0].upper() + spec.summary[1:]
     command = app_commands.Command(
-        name=spec.name, description=summary[:MAX_DESCRIPTION], callback=run
+        name=spec.name,
+        description=summary[:MAX_DESCRIPTION],
+        callback=run,
+        allowed_installs=SERVER_INSTALL if spec.moderator else EVERY_INSTALL,
+        allowed_contexts=SERVERS_ONLY if spec.moderator else EVERY_CHAT,
     )
     if spec.moderator:  # shown to those who manage the server; the core checks all the same
         command.default_permissions = discord.Permissions(manage_guild=True)
+        command.guild_only = True  # the older flag, said the same way as the contexts
     return command
 
 
@@ -395,7 +554,7 @@ async def _suggest_melodies(interaction: discord.Interaction, current: str):
     user = await bot.app.repo.find_user(PLATFORM, str(interaction.user.id))
     if user is None:
         return []
-    here = chat_scope(interaction.guild, interaction.user)
+    here = interaction_scope(interaction)
     wanted = current.strip().lstrip("#")
     found = await bot.app.repo.history(user.id, limit=MAX_HISTORY_SUGGESTED)
     return [

@@ -14,7 +14,14 @@ from bot.app import open_app
 from bot.config import Settings
 from bot.discord_bot import DiscordFrontEnd
 from generator.render import audio_available
-from tests.fakes.discord_api import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord, user
+from tests.fakes.discord_api import (
+    APP_ID,
+    CHANNEL_ID,
+    DM_CHANNEL_ID,
+    GUILD_ID,
+    FakeDiscord,
+    user,
+)
 from tests.polling import delivered_melody, eventually, failed_melody
 
 
@@ -408,3 +415,203 @@ async def test_remix_from_the_context_menu_or_by_answering_a_melody(discord_bot)
     refused = await fake.wait_for(lambda p: p.route.endswith("/callback"), 2)
     assert "Remix works on my melodies" in refused[-1].payload["data"]["content"]
     assert "Remix" in {c["name"] for c in fake.registered if c.get("type") == 3}
+
+
+# a user's own install: direct messages and servers without the bot -----------------------
+
+
+async def test_users_commands_can_be_installed_by_a_user_and_moderators_only_by_a_server(
+    discord_bot,
+):
+    from bot.registry import commands
+
+    fake, _ = discord_bot
+    registered = await eventually(lambda: {c["name"]: c for c in fake.registered} or None)
+    for spec in commands():
+        places = (registered[spec.name]["integration_types"], registered[spec.name]["contexts"])
+        assert places == (([0], [0]) if spec.moderator else ([0, 1], [0, 1, 2])), spec.name
+    assert (registered["Remix"]["integration_types"], registered["Remix"]["contexts"]) == (
+        [0, 1],
+        [0, 1, 2],
+    )
+
+
+def _sent_to_a_channel(fake) -> list:
+    return [p for p in fake.posted if p.route.startswith("POST /channels/")]
+
+
+async def test_slash_melody_in_direct_messages_is_answered_through_the_interaction(discord_bot):
+    """Only the user's own install reaches here: the bot answers through the interaction (it
+    could not post in the channel), the melody counts in the user's own scope and has no
+    channel to be posted in after a restart."""
+    fake, app = discord_bot
+    await fake.send_slash("melody", [{"name": "notes", "type": 3, "value": "A4 B4 C5"}], where="dm")
+    (deferred,) = await fake.wait_for(lambda p: p.route.endswith("/callback"))
+    assert deferred.payload["type"] == 5
+    (follow_up,) = await fake.wait_for(lambda p: p.route.startswith(f"POST /webhooks/{APP_ID}/"))
+    assert "mid" in _files_by_suffix(follow_up)
+    (edit,) = await fake.wait_for(lambda p: p.route.startswith(f"PATCH /webhooks/{APP_ID}/"))
+    assert "png" in _files_by_suffix(edit)  # the score added to that same follow-up
+    stored = await eventually(lambda: delivered_melody(app.repo, 1))
+    assert (stored.chat_id, stored.reply_address) == ("dm-7", None)
+    assert _sent_to_a_channel(fake) == []
+
+
+async def test_direct_messages_a_servers_install_reaches_keep_their_channel(discord_bot):
+    """The bot may post in its direct messages with a user a server's install reaches (as it
+    answers prefix commands there): that channel is where a melody goes after a restart."""
+    fake, app = discord_bot
+    await fake.send_slash(
+        "melody", [{"name": "notes", "type": 3, "value": "E4 G4"}], where="server-dm"
+    )
+    await fake.wait_for(lambda p: p.route.startswith(f"PATCH /webhooks/{APP_ID}/"))
+    stored = await eventually(lambda: delivered_melody(app.repo, 1))
+    assert (stored.chat_id, stored.reply_address) == ("dm-7", DM_CHANNEL_ID)
+    assert _sent_to_a_channel(fake) == []
+
+
+async def test_a_users_install_elsewhere_counts_in_their_own_scope(discord_bot):
+    """In a server without the bot and in a group message the user's melodies are theirs
+    alike: suggested, remixed and refused by the same limits as in their direct messages."""
+    fake, app = discord_bot
+    await fake.send_slash(
+        "melody",
+        [
+            {"name": "notes", "type": 3, "value": "C4 E4 G4"},
+            {"name": "bars", "type": 4, "value": 2},
+        ],
+        where="other-server",
+    )
+    (first,) = await fake.wait_for(lambda p: p.route.startswith(f"POST /webhooks/{APP_ID}/"))
+    assert first.payload["content"].startswith("#1 · ")
+    melody_message = next(m for m in fake.messages if m["content"].startswith("#1 · "))
+    assert "guild_id" in melody_message  # posted in that server, by the interaction
+    focused = [{"name": "id", "type": 4, "value": "", "focused": True}]
+    await fake.send_autocomplete("show", focused, where="group")
+    suggested = await fake.wait_for(lambda p: p.payload.get("type") == 8)
+    assert [c["value"] for c in suggested[0].payload["data"]["choices"]] == [1]
+    await fake.send_message_command("Remix", melody_message, where="group")
+    answers = await fake.wait_for(lambda p: p.route.startswith(f"POST /webhooks/{APP_ID}/"), 2)
+    assert answers[1].payload["content"].startswith("#2 · ")
+    remixed = await eventually(lambda: delivered_melody(app.repo, 2))
+    await fake.wait_for(lambda p: p.route.startswith(f"PATCH /webhooks/{APP_ID}/"), 2)
+    first_stored = await app.repo.get_melody(1)
+    assert {first_stored.chat_id, remixed.chat_id} == {"dm-7"}
+    assert first_stored.reply_address is None and remixed.reply_address is None
+    assert _sent_to_a_channel(fake) == []
+
+
+async def test_a_server_install_keeps_the_servers_scope_and_channel(discord_bot):
+    fake, app = discord_bot
+    await fake.send_slash("melody", [{"name": "notes", "type": 3, "value": "C4 D4 E4"}])
+    await fake.wait_for(lambda p: p.route.startswith(f"PATCH /webhooks/{APP_ID}/"))
+    stored = await eventually(lambda: delivered_melody(app.repo, 1))
+    assert (stored.chat_id, stored.reply_address) == (GUILD_ID, CHANNEL_ID)
+
+
+async def test_a_melody_left_where_only_a_users_install_reaches_gives_its_slot_back(
+    discord_front_end,
+):
+    """Nowhere to post it after a restart: the next process gives its quota slot back."""
+    from bot.takeover import take_over_interrupted
+    from generator.request import parse_request
+
+    fake, front_end = discord_front_end
+    app = front_end.bot.app
+    request = parse_request("C4 D4 E4 bars=2 seed=5")
+    user = await app.repo.upsert_user("discord", "7", "ann")
+    left = await app.repo.reserve_melody(  # as a killed process left a DM interaction's melody
+        user,
+        "discord",
+        "dm-7",
+        "melody C4 D4 E4 bars=2 seed=5",
+        request.to_dict() | {"canonical": request.describe()},
+        app.engine.name,
+        app.engine.version,
+        5,
+        owner="0a1b2c3d4e5f",
+        reply_address=None,
+    )
+    assert await take_over_interrupted(app, "discord", front_end.send_to) == 0
+    assert (await app.repo.get_melody(left)).status == "failed"
+    with sqlite3.connect(app.settings.database) as db:
+        assert db.execute(
+            "SELECT counts FROM usage WHERE generation_id = ?", (left,)
+        ).fetchone() == (0,)
+    assert _sent_to_a_channel(fake) == []
+    assert await app.repo.unsent_owners("discord") == set()
+
+
+# registering the commands only when they changed --------------------------------------------
+
+
+def _registrations(fake) -> int:
+    return fake.requests.count(f"PUT /applications/{APP_ID}/commands")
+
+
+async def _start_again(front_end: DiscordFrontEnd) -> DiscordFrontEnd:
+    again = DiscordFrontEnd(front_end.bot.app)
+    await again.start()
+    await asyncio.wait_for(again.bot.commands_checked.wait(), 30)
+    return again
+
+
+async def test_commands_are_registered_again_only_when_discord_has_others(
+    discord_front_end, caplog
+):
+    fake, front_end = discord_front_end
+    await asyncio.wait_for(front_end.bot.commands_checked.wait(), 30)
+    assert _registrations(fake) == 1  # Discord had none
+    await front_end.stop()
+    with caplog.at_level("INFO", logger="melodybot.discord"):
+        unchanged = await _start_again(front_end)
+        await unchanged.stop()
+        assert _registrations(fake) == 1
+        assert "registered as they are" in caplog.text
+        fake.registered = [  # changed by hand, or by another version of the bot
+            c | {"description": "Something else"} if c["name"] == "help" else c
+            for c in fake.registered
+            if c["name"] != "stats"
+        ]
+        changed = await _start_again(front_end)
+        await changed.stop()
+    assert _registrations(fake) == 2
+    assert "registering the slash commands (added: stats; changed: help)" in caplog.text
+    assert fake.requests.count(f"GET /applications/{APP_ID}/commands") == 3
+
+
+def test_command_changes_reads_commands_as_discord_lists_them():
+    from bot.discord_bot import command_changes
+
+    wanted = [
+        {
+            "name": "melody",
+            "type": 1,
+            "description": "Compose",
+            "options": [{"type": 10, "name": "temp", "required": False, "min_value": 0.0}],
+            "default_member_permissions": 32,
+            "contexts": [0, 1, 2],
+            "nsfw": False,
+        },
+        {"name": "Remix", "type": 3, "contexts": [0, 1]},
+    ]
+    registered = [
+        {
+            "id": "1",
+            "application_id": "2",
+            "version": "3",
+            "name": "melody",
+            "type": 1,
+            "description": "Compose",
+            "options": [{"type": 10, "name": "temp", "min_value": 0}],
+            "default_member_permissions": "32",
+            "contexts": [2, 1, 0],
+            "dm_permission": True,
+        },
+        {"id": "4", "name": "Remix", "type": 3, "description": "", "contexts": [0, 1]},
+    ]
+    assert command_changes(wanted, registered) == []
+    registered[0]["options"][0]["min_value"] = 0.5
+    registered[1]["contexts"] = [0]
+    assert command_changes(wanted, registered) == ["changed: melody, Remix"]
+    assert command_changes(wanted[:1], registered) == ["changed: melody", "removed: Remix"]

@@ -2,9 +2,13 @@
 
 The gateway says HELLO, answers IDENTIFY with READY and one GUILD_CREATE, acknowledges heartbeats,
 and lets a test dispatch MESSAGE_CREATE and INTERACTION_CREATE events. The REST side answers login
-and command registration and records every message, interaction response and follow-up (with
-their files) for the test to inspect. Replies carry ``Content-Type: application/json`` exactly,
-as discord.py checks.
+and command registration (and reads the registered commands back as Discord does) and records
+every message, interaction response and follow-up (with their files) for the test to inspect.
+Replies carry ``Content-Type: application/json`` exactly, as discord.py checks.
+
+Interactions come from one of several places (``where``): the server that installed the bot, or,
+through a user's own install of it, a server without the bot, the bot's direct messages, or a
+group message between users.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ BOT_ID = "900000000000000002"
 GUILD_ID = "900000000000000003"
 CHANNEL_ID = "900000000000000004"
 MOD_ROLE_ID = "900000000000000005"
+OTHER_GUILD_ID = "900000000000000006"  # a server the bot is not in
+OTHER_CHANNEL_ID = "900000000000000007"
+DM_CHANNEL_ID = "900000000000000008"  # a user's direct messages with the bot
+GROUP_DM_ID = "900000000000000009"  # a group message between users
 MANAGE_GUILD = 1 << 5
 BOT_USER = {
     "id": BOT_ID,
@@ -71,8 +79,11 @@ class FakeDiscord:
         self.close_on_identify: int | None = None
         self.max_upload_bytes: int | None = None  # larger messages get 413, as Discord answers
         self.refuse: dict[str, int] = {}  # route ending → HTTP status, e.g. {"/typing": 403}
-        self.registered: list[dict] = []  # the application commands the bot last registered
+        # the application commands the bot last registered, with the ids Discord gave them
+        self.registered: list[dict] = []
         self.messages: list[dict] = []  # every message the bot posted, as the fake answered
+        self.requests: list[str] = []  # every REST call's method and path, in order
+        self._places: dict[str, tuple[str, str | None]] = {}  # token → (channel, guild)
 
     @property
     def api_base(self) -> str:
@@ -238,7 +249,9 @@ class FakeDiscord:
             | ({"type": 0} if answering is None else {}),
         )
 
-    async def send_message_command(self, name: str, target: dict, *, user_id: str = "7"):
+    async def send_message_command(
+        self, name: str, target: dict, *, user_id: str = "7", where: str = "server"
+    ):
         """A message's context menu command (right-click → Apps → ``name``) on ``target``."""
         data = {
             "id": str(next(self._ids)),
@@ -247,7 +260,7 @@ class FakeDiscord:
             "target_id": target["id"],
             "resolved": {"messages": {target["id"]: target}},
         }
-        await self._interaction(2, data, user_id, "ann", False)
+        await self._interaction(2, data, user_id, "ann", False, where=where)
 
     async def send_slash(
         self,
@@ -258,23 +271,28 @@ class FakeDiscord:
         user_name: str = "ann",
         moderator: bool = False,
         resolved: dict | None = None,
+        where: str = "server",
     ) -> None:
         """A slash command; ``resolved`` carries the users a user option names, as Discord
-        sends them beside the options."""
+        sends them beside the options; ``where`` is the place it comes from (:meth:`_place`)."""
         data = {"id": str(next(self._ids)), "name": name, "type": 1, "options": options}
         if resolved:
             data["resolved"] = resolved
-        await self._interaction(2, data, user_id, user_name, moderator)
+        await self._interaction(2, data, user_id, user_name, moderator, where=where)
 
-    async def send_autocomplete(self, name: str, options: list[dict], *, user_id: str = "7"):
+    async def send_autocomplete(
+        self, name: str, options: list[dict], *, user_id: str = "7", where: str = "server"
+    ):
         """The user typing into an option with suggestions (the one marked ``focused``)."""
         data = {"id": str(next(self._ids)), "name": name, "type": 1, "options": options}
-        await self._interaction(4, data, user_id, "ann", False)
+        await self._interaction(4, data, user_id, "ann", False, where=where)
 
-    async def click(self, custom_id: str, message: dict, *, user_id: str = "7") -> None:
+    async def click(
+        self, custom_id: str, message: dict, *, user_id: str = "7", where: str = "server"
+    ) -> None:
         """A button press under ``message`` (as the fake answered its POST)."""
         data = {"custom_id": custom_id, "component_type": 2}
-        await self._interaction(3, data, user_id, "ann", False, message=message)
+        await self._interaction(3, data, user_id, "ann", False, message=message, where=where)
 
     async def _interaction(
         self,
@@ -284,36 +302,102 @@ class FakeDiscord:
         user_name: str,
         moderator: bool,
         message: dict | None = None,
+        where: str = "server",
     ) -> None:
         extra = {} if message is None else {"message": message}
+        token = f"interaction-token-{next(self._ids)}"
+        place = self._place(where, user_id, user_name, moderator)
+        self._places[token] = (place["channel_id"], place.get("guild_id"))
         await self._dispatch(
             "INTERACTION_CREATE",
             extra
+            | place
             | {
                 "id": str(next(self._ids)),
                 "application_id": APP_ID,
                 "type": kind,
                 "data": data,
-                "guild_id": GUILD_ID,
-                "channel_id": CHANNEL_ID,
-                "channel": {"id": CHANNEL_ID, "type": 0, "guild_id": GUILD_ID, "name": "general"},
-                "member": self._member(user_id, user_name, moderator),
-                "token": f"interaction-token-{next(self._ids)}",
+                "token": token,
                 "version": 1,
                 "attachment_size_limit": 10 * 2**20,
                 "app_permissions": "0",
                 "locale": "en-US",
-                "guild_locale": "en-US",
                 "entitlements": [],
-                "authorizing_integration_owners": {},
-                "context": 0,
             },
         )
+
+    def _place(self, where: str, user_id: str, user_name: str, moderator: bool) -> dict:
+        """Where an interaction comes from, as Discord describes it: ``server`` (the one that
+        installed the bot), or through the user's own install ``other-server`` (one without the
+        bot: a partial guild), ``dm`` (their direct messages with the bot) or ``group`` (a group
+        message between users); ``server-dm`` is the bot's direct messages with a user whom a
+        server's install reaches as well."""
+        by_user = {"authorizing_integration_owners": {"1": user_id}}
+        if where == "server":
+            return {
+                "guild_id": GUILD_ID,
+                "guild_locale": "en-US",
+                "channel_id": CHANNEL_ID,
+                "channel": {"id": CHANNEL_ID, "type": 0, "guild_id": GUILD_ID, "name": "general"},
+                "member": self._member(user_id, user_name, moderator),
+                "authorizing_integration_owners": {"0": GUILD_ID},
+                "context": 0,
+            }
+        if where == "other-server":
+            channel = {
+                "id": OTHER_CHANNEL_ID,
+                "type": 0,
+                "guild_id": OTHER_GUILD_ID,
+                "position": 3,
+                "permission_overwrites": [],
+                "flags": 0,
+                "nsfw": False,
+                "permissions": "0",
+            }
+            return by_user | {
+                "guild_id": OTHER_GUILD_ID,
+                "guild": {"id": OTHER_GUILD_ID, "locale": "en-US", "features": []},
+                "guild_locale": "en-US",
+                "channel_id": OTHER_CHANNEL_ID,
+                "channel": channel | {"name": "off-topic"},
+                "member": self._member(user_id, user_name, moderator),
+                "context": 0,
+            }
+        if where in ("dm", "server-dm"):
+            channel = {"id": DM_CHANNEL_ID, "type": 1, "last_message_id": None, "flags": 0}
+            # "server-dm": a server's install of the bot reaches this user too (Discord's "0")
+            owners = {"0": "0", "1": user_id} if where == "server-dm" else {"1": user_id}
+            return {
+                "authorizing_integration_owners": owners,
+                "channel_id": DM_CHANNEL_ID,
+                "channel": channel | {"recipients": [user(user_id, user_name)]},
+                "user": user(user_id, user_name),
+                "context": 1,
+            }
+        if where == "group":
+            friends = [user(user_id, user_name), user("12", "cai")]
+            return by_user | {
+                "channel_id": GROUP_DM_ID,
+                "channel": {
+                    "id": GROUP_DM_ID,
+                    "type": 3,
+                    "name": None,
+                    "icon": None,
+                    "owner_id": "12",
+                    "last_message_id": None,
+                    "flags": 0,
+                    "recipients": friends,
+                },
+                "user": user(user_id, user_name),
+                "context": 2,
+            }
+        raise ValueError(f"no such place: {where}")
 
     # REST ----------------------------------------------------------------------------------
 
     async def _rest(self, request: web.Request) -> web.Response:
         route = f"{request.method} /{request.match_info['tail']}"
+        self.requests.append(route)
         payload, files = await _read_body(request)
         for ending, status in self.refuse.items():
             if route.endswith(ending):
@@ -345,15 +429,15 @@ class FakeDiscord:
             )
         if route.startswith("GET /gateway"):
             return _json({"url": self.gateway_url, "shards": 1})
-        if route.startswith("PUT /applications/"):
+        if route == f"GET /applications/{APP_ID}/commands":
+            return _json([_as_discord_reads_it(c) for c in self.registered])
+        if route == f"PUT /applications/{APP_ID}/commands":
             commands = payload if isinstance(payload, list) else []
-            self.registered = commands
-            return _json(
-                [
-                    c | {"id": str(next(self._ids)), "application_id": APP_ID, "version": "1"}
-                    for c in commands
-                ]
-            )
+            self.registered = [
+                c | {"id": str(next(self._ids)), "application_id": APP_ID, "version": "1"}
+                for c in commands
+            ]
+            return _json([_as_discord_reads_it(c) for c in self.registered])
         await self._record(Posted(route, payload if isinstance(payload, dict) else {}, files))
         if route.endswith("/typing"):
             return web.Response(status=204)
@@ -371,7 +455,11 @@ class FakeDiscord:
                     }
                 }
             )
-        message = self._message(payload if isinstance(payload, dict) else {}, files)
+        where = CHANNEL_ID, GUILD_ID
+        parts = request.match_info["tail"].split("/")
+        if parts[0] == "webhooks" and len(parts) > 2:  # an interaction's: where it came from
+            where = self._places.get(parts[2], where)
+        message = self._message(payload if isinstance(payload, dict) else {}, files, *where)
         self.messages.append(message)
         return _json(message)
 
@@ -380,7 +468,13 @@ class FakeDiscord:
             self.posted.append(posted)
             self.arrived.notify_all()
 
-    def _message(self, payload: dict, files: dict[str, bytes]) -> dict:
+    def _message(
+        self,
+        payload: dict,
+        files: dict[str, bytes],
+        channel_id: str = CHANNEL_ID,
+        guild_id: str | None = GUILD_ID,
+    ) -> dict:
         attachments = [
             {
                 "id": str(next(self._ids)),
@@ -391,10 +485,9 @@ class FakeDiscord:
             }
             for i, data in enumerate(files.values())
         ]
-        return {
+        return ({} if guild_id is None else {"guild_id": guild_id}) | {
             "id": str(next(self._ids)),
-            "channel_id": CHANNEL_ID,
-            "guild_id": GUILD_ID,
+            "channel_id": channel_id,
             "author": BOT_USER,
             "content": payload.get("content", ""),
             "timestamp": _now(),
@@ -419,6 +512,25 @@ class FakeDiscord:
                 return [p for p in self.posted if predicate(p)]
 
         return await asyncio.wait_for(enough(), timeout)
+
+
+def _as_discord_reads_it(command: dict) -> dict:
+    """A registered command as Discord lists it: what is false or unset is left out of its
+    options, permissions are a string, a context menu has an empty description."""
+    options = [
+        {k: v for k, v in option.items() if v is not None and v is not False}
+        for option in command.get("options") or []
+    ]
+    permissions = command.get("default_member_permissions")
+    return (
+        {k: v for k, v in command.items() if k != "options"}
+        | {
+            "description": command.get("description", ""),
+            "default_member_permissions": None if permissions is None else str(permissions),
+            "nsfw": bool(command.get("nsfw")),
+        }
+        | ({"options": options} if options else {})
+    )
 
 
 async def _read_body(request: web.Request) -> tuple[object, dict[str, bytes]]:
