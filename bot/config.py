@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.limits import BY_FIELD
@@ -68,6 +68,17 @@ class Settings(BaseSettings):
             "TELEGRAM_WEBHOOK_SECRET", "MELODYBOT_TELEGRAM_WEBHOOK_SECRET"
         ),
     )
+    # Sharding: how many gateway connections the bot's servers are split over, and which of
+    # them this process runs (e.g. 0,1 of 4), so shards can run in several processes or
+    # machines. Unset: discord.py asks Discord for the count and runs every shard here.
+    discord_shard_count: int | None = Field(
+        None,
+        ge=1,
+        validation_alias=AliasChoices("DISCORD_SHARD_COUNT", "MELODYBOT_DISCORD_SHARD_COUNT"),
+    )
+    discord_shard_ids: Annotated[list[int] | None, NoDecode] = Field(
+        None, validation_alias=AliasChoices("DISCORD_SHARD_IDS", "MELODYBOT_DISCORD_SHARD_IDS")
+    )
     discord_api_base_url: str | None = Field(
         None,
         validation_alias=AliasChoices("DISCORD_API_BASE_URL", "MELODYBOT_DISCORD_API_BASE_URL"),
@@ -104,6 +115,27 @@ class Settings(BaseSettings):
     # melody's reply carries the link to its page.
     public_url: str | None = None
     heartbeat_file: Path | None = None
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _split_shard_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()] or None
+        return value
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        ids = self.discord_shard_ids
+        if ids is not None:
+            if self.discord_shard_count is None:
+                raise ValueError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT (how many in all)")
+            wrong = [i for i in ids if not 0 <= i < self.discord_shard_count]
+            if wrong:
+                raise ValueError(
+                    f"DISCORD_SHARD_IDS {wrong} are not shards of {self.discord_shard_count} "
+                    f"(0 to {self.discord_shard_count - 1})"
+                )
+        return self
 
     @field_validator("moderator_ids", mode="before")
     @classmethod

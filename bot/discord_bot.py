@@ -228,7 +228,10 @@ def buttons_for(reply: Reply) -> discord.ui.View | None:
     return view
 
 
-class MelodyBot(commands.Bot):
+class MelodyBot(commands.AutoShardedBot):
+    """The bot over one or more gateway shards (``DISCORD_SHARD_COUNT`` / ``DISCORD_SHARD_IDS``;
+    discord.py's recommended count when unset), each shard a connection of its own."""
+
     def __init__(self, app: App):
         # The bot never joins a voice channel, so discord.py's warning that the voice libraries
         # (PyNaCl, davey) are missing, logged on every start, tells an operator nothing.
@@ -242,6 +245,8 @@ class MelodyBot(commands.Bot):
             help_command=None,
             # Replies quote what users typed ("!melody @everyone C4"): they must ping no one.
             allowed_mentions=discord.AllowedMentions.none(),
+            shard_count=app.settings.discord_shard_count,
+            shard_ids=app.settings.discord_shard_ids,
         )
         self.app = app
         self._synced = False
@@ -265,7 +270,11 @@ class MelodyBot(commands.Bot):
     async def on_ready(self) -> None:
         if not self._synced:
             self._synced = True
-            await self.register_commands()
+            shard_ids = self.app.settings.discord_shard_ids
+            if shard_ids is None or 0 in shard_ids:  # one process registers, not every shard's
+                await self.register_commands()
+            else:
+                self.commands_checked.set()
         log.info("discord: connected as %s to %d servers", self.user, len(self.guilds))
 
     async def register_commands(self) -> bool:

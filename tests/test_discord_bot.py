@@ -615,3 +615,45 @@ def test_command_changes_reads_commands_as_discord_lists_them():
     registered[1]["contexts"] = [0]
     assert command_changes(wanted, registered) == ["changed: melody, Remix"]
     assert command_changes(wanted[:1], registered) == ["changed: melody", "removed: Remix"]
+
+
+async def test_a_process_runs_the_shards_it_is_given(tmp_path, tiny_model_dir, monkeypatch):
+    """DISCORD_SHARD_COUNT=2, DISCORD_SHARD_IDS=1: this process identifies as shard 1 of 2 and
+    answers there; registering the commands is left to the process that runs shard 0."""
+    fake = FakeDiscord()
+    await fake.start()
+    monkeypatch.setenv("DISCORD_SHARD_COUNT", "2")
+    monkeypatch.setenv("DISCORD_SHARD_IDS", "1")
+    settings = _settings_for(
+        fake, monkeypatch, data_dir=tmp_path, model_dir=tiny_model_dir, cooldown_s=0
+    )
+    assert (settings.discord_shard_count, settings.discord_shard_ids) == (2, [1])
+    app = await open_app(settings)
+    front_end = DiscordFrontEnd(app)
+    await front_end.start()
+    try:
+        await asyncio.wait_for(front_end.bot.wait_until_ready(), 30)
+        await asyncio.wait_for(front_end.bot.commands_checked.wait(), 30)
+        assert [hello["shard"] for hello in fake.identifies] == [[1, 2]]
+        await fake.send_message("!melody C4 D4 E4 seed=2 bars=2")
+        (posted,) = await fake.wait_for(
+            lambda p: p.route == f"POST /channels/{CHANNEL_ID}/messages"
+        )
+        assert _files_by_suffix(posted)["mid"][:4] == b"MThd"
+        assert not [r for r in fake.requests if r.endswith(f"/applications/{APP_ID}/commands")]
+    finally:
+        await front_end.stop()
+        await app.close()
+        await fake.stop()
+
+
+def test_shard_settings_that_cannot_work_are_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="needs DISCORD_SHARD_COUNT"):
+        Settings(_env_file=None, discord_shard_ids="0")
+    with pytest.raises(ValidationError, match=r"\[3\] are not shards of 2"):
+        Settings(_env_file=None, discord_shard_count=2, discord_shard_ids="1,3")
+    assert Settings(
+        _env_file=None, discord_shard_count=4, discord_shard_ids="0, 2"
+    ).discord_shard_ids == [0, 2]

@@ -80,6 +80,7 @@ class FakeDiscord:
         self.max_upload_bytes: int | None = None  # larger messages get 413, as Discord answers
         self.refuse: dict[str, int] = {}  # route ending → HTTP status, e.g. {"/typing": 403}
         # the application commands the bot last registered, with the ids Discord gave them
+        self.identifies: list[dict] = []  # what each gateway connection said in IDENTIFY
         self.registered: list[dict] = []
         self.messages: list[dict] = []  # every message the bot posted, as the fake answered
         self.requests: list[str] = []  # every REST call's method and path, in order
@@ -120,6 +121,7 @@ class FakeDiscord:
                 await socket.close(code=self.close_on_identify)
                 break
             elif message["op"] == 2:
+                self.identifies.append(message["d"])
                 await self._send(
                     socket,
                     "READY",
@@ -128,6 +130,7 @@ class FakeDiscord:
                         "user": BOT_USER,
                         "guilds": [{"id": GUILD_ID, "unavailable": True}],
                         "session_id": "fake-session",
+                        "shard": message["d"].get("shard") or [0, 1],
                         "resume_gateway_url": self.gateway_url,
                         "application": {"id": APP_ID, "flags": 0},
                         "private_channels": [],
@@ -428,7 +431,8 @@ class FakeDiscord:
                 }
             )
         if route.startswith("GET /gateway"):
-            return _json({"url": self.gateway_url, "shards": 1})
+            limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+            return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
         if route == f"GET /applications/{APP_ID}/commands":
             return _json([_as_discord_reads_it(c) for c in self.registered])
         if route == f"PUT /applications/{APP_ID}/commands":
