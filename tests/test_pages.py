@@ -152,6 +152,30 @@ async def test_a_gallery_lists_a_chat_that_asks_for_one(served):
     assert "Bob" in page and "Ann" in page
     melody_page = re.findall(r'href="(/m/[^"]+)"', page)[0]
     assert "Bob" in (await _get(base, melody_page))[2].decode()  # names on the pages too
+    assert (await _get(base, path + "?page=first"))[0] == 400
+    assert "<li>" not in (await _get(base, path + "?page=2"))[2].decode()  # past the last one
     await app.core.handle(say("!gallery off", user="mod"), is_moderator=moderator)
     assert (await _get(base, path))[0] == 410
     assert "Bob" not in (await _get(base, melody_page))[2].decode()
+
+
+async def test_a_file_asked_for_by_many_readers_at_once_is_made_once():
+    from bot.pages.files import MadeOnce
+
+    made = []
+
+    async def make() -> bytes:
+        made.append(1)
+        await asyncio.sleep(0.05)
+        return b"score"
+
+    files = MadeOnce(budget_bytes=8)
+    got = await asyncio.gather(*(files.get(("page", "svg"), make) for _ in range(50)))
+    assert got == [b"score"] * 50 and len(made) == 1
+    assert await files.get(("page", "svg"), make) == b"score" and len(made) == 1  # kept
+    await files.get(("other", "svg"), make)  # 10 bytes in a budget of 8: the older goes
+    await files.get(("page", "svg"), make)
+    assert len(made) == 3
+    files.forget("page")
+    await files.get(("page", "svg"), make)
+    assert len(made) == 4

@@ -328,15 +328,8 @@ async def test_remix_answering_a_melody_composes_from_its_opening(telegram):
 async def inline_telegram(tmp_path, tiny_model_dir):
     fake = FakeTelegram()
     await fake.start()
-    settings = Settings(
-        _env_file=None,
-        telegram_token="123456:TEST-TOKEN",
-        telegram_base_url=fake.base_url,
-        data_dir=tmp_path,
-        model_dir=tiny_model_dir,
-        cooldown_s=0,
-        audio=False,
-        public_url="https://melodies.example.org",
+    settings = _settings_for(
+        fake, tmp_path, tiny_model_dir, audio=False, public_url="https://melodies.example.org"
     )
     app = await open_app(settings)
     front_end = TelegramFrontEnd(app)
@@ -395,15 +388,12 @@ async def test_webhook_mode_takes_updates_telegram_posts_and_only_those(tmp_path
         port = probe.getsockname()[1]
     fake = FakeTelegram()
     await fake.start()
-    settings = Settings(
-        _env_file=None,
-        telegram_token="123456:TEST-TOKEN",
-        telegram_base_url=fake.base_url,
+    settings = _settings_for(
+        fake,
+        tmp_path,
+        tiny_model_dir,
         telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/updates",
         telegram_webhook_port=port,
-        data_dir=tmp_path,
-        model_dir=tiny_model_dir,
-        cooldown_s=0,
         audio=False,
     )
     app = await open_app(settings)

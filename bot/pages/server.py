@@ -8,7 +8,6 @@ stylesheet, score and audio.
 
 from __future__ import annotations
 
-import math
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from bot.app import App
 
 GALLERY_PAGE_SIZE = 20
+MAX_GALLERY_PAGE = 50_000  # a number past any chat's melodies, short of SQLite's limits
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'self'; "
@@ -166,6 +166,6 @@ def _html(body: str, *, status: int = 200) -> web.Response:
 
 
 def _page_number(text: str) -> int | None:
-    if not text.isdecimal() or not 1 <= int(text) <= math.ceil(10**6 / GALLERY_PAGE_SIZE):
+    if not text.isdecimal() or not 1 <= int(text) <= MAX_GALLERY_PAGE:
         return None
     return int(text)
