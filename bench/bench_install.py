@@ -51,6 +51,15 @@ def _du(path: Path) -> int:
     return int(out.stdout.split()[0]) * 1024
 
 
+def _machine() -> str:
+    """The CPU's model name (as lscpu says it), its cores and the Python that ran this."""
+    cpu = platform.machine()
+    with open("/proc/cpuinfo", encoding="utf-8") as info:
+        names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+    cpu = names[0] if names else cpu
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
 def one_run(commit: str, repo: Path, workdir: Path, pip_cache: Path | None, keep: bool) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="bench-install-", dir=workdir))
     clone = folder / "melodybot"
@@ -139,8 +148,7 @@ def main() -> None:
             results.append(result)
             print(json.dumps(result), flush=True)
 
-    cpu = platform.processor() or platform.machine()
-    print(f"\n{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print(f"\n{_machine()}\n")
     print(
         "| commit | runs | venv | TensorFlow | first melody (median) | exit (median) | each run |"
     )
