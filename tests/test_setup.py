@@ -24,6 +24,14 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="no make he
 INSTALL_RUN = "pip install --quiet -e .\n"
 INSTALL_DEV = "pip install --quiet -e '.[dev]'"
 NEW_VENV = "-m venv .venv"
+MAKE_VARIABLES = {
+    "MAKEFLAGS",
+    "MFLAGS",
+    "MAKELEVEL",
+    "MAKEOVERRIDES",
+    "MAKE_TERMOUT",
+    "MAKE_TERMERR",
+}
 
 
 @pytest.fixture
@@ -52,8 +60,17 @@ def _venv_after(checkout: Path, *stamps: str) -> None:
 
 
 def _would_run(checkout: Path, target: str) -> str:
+    """The commands `make TARGET` would run there. Under `make test` these tests run inside a
+    make, whose variables would turn this one into a sub-make (printing "Entering directory"
+    and inheriting its flags), so they are left out."""
+    env = {k: v for k, v in os.environ.items() if k not in MAKE_VARIABLES}
     done = subprocess.run(
-        ["make", "-n", target], cwd=checkout, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", target],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return done.stdout
 
