@@ -1,7 +1,8 @@
 """Commands that make and measure models: ``prepare``, ``train``, ``evaluate`` and ``report``.
 
-They import generator.training only once they run: the bot's image has no TensorFlow, and
-``melodybot --help`` there must still work.
+They import generator.training only once they run: the bot's image and `make run`'s venv have no
+TensorFlow (the `train` extra), and ``melodybot --help`` there must still work. Run there, they
+say which extra to install instead of ending in an import traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +18,29 @@ from melodybot.common import model_option, or_fail
 
 DEFAULT_DATA = "../shared/data/esac/deutschl"
 
+# The top-level modules of the `train` extra's distributions (pyproject.toml; a test keeps the
+# two alike). Only a missing one of these is the "install the extra" mistake; any other missing
+# module is a broken install and keeps its traceback.
+TRAINING_MODULES = frozenset({"tensorflow", "keras", "tqdm", "matplotlib"})
+
+
+class TrainingCommand(click.Command):
+    """A command that needs the `train` extra: without it, a message that says how to install it
+    (the bot's own install leaves it out, so this is what a light install meets first)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as error:
+            missing = (error.name or "").partition(".")[0]
+            if missing not in TRAINING_MODULES:
+                raise
+            raise click.ClickException(
+                f"`melodybot {ctx.info_name}` needs the training tools, and {missing} is not "
+                "installed. In a checkout: `make dev` (or `.venv/bin/pip install -e '.[train]'`); "
+                "elsewhere: `pip install 'melodybot[train]'`."
+            ) from None
+
 
 def _quiet_music21() -> None:
     from generator.training.corpus import quiet_music21
@@ -24,7 +48,7 @@ def _quiet_music21() -> None:
     quiet_music21()
 
 
-@click.command()
+@click.command(cls=TrainingCommand)
 @click.option(
     "--data",
     default=DEFAULT_DATA,
@@ -46,7 +70,7 @@ def prepare(data: str, workers: int | None) -> None:
     click.echo(f"data hash {corpus.data_hash[:16]}…  (cached; `train` will not re-parse)")
 
 
-@click.command()
+@click.command(cls=TrainingCommand)
 @click.option("--data", default=DEFAULT_DATA, show_default=True, help="Training songs.")
 @click.option(
     "--out",
@@ -112,7 +136,7 @@ def train(out_dir: Path, form_inputs: str, overwrite: bool, **options: Any) -> N
     )
 
 
-@click.command()
+@click.command(cls=TrainingCommand)
 @click.option("--data", required=True, help="Folder of songs to score (or 'essen').")
 @model_option
 @click.option(
@@ -186,7 +210,7 @@ def _evaluation_table(result: dict) -> None:
         click.echo("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)), err=True)
 
 
-@click.command()
+@click.command(cls=TrainingCommand)
 @model_option
 @click.option(
     "--data",

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tomllib
 
 import mido
 import pytest
@@ -14,7 +15,7 @@ from music21 import converter
 
 from melodybot.cli import main
 from melodybot.environment import BLAS_THREAD_VARIABLES
-from tests.conftest import SHIPPED_MODEL
+from tests.conftest import PROJECT_ROOT, SHIPPED_MODEL
 from tests.entry_point import checkout_env
 
 COMMANDS = [
@@ -116,6 +117,38 @@ def test_train_replaces_a_model_folder_only_with_overwrite(
     assert (folder / "model.keras").read_bytes() != files["model.keras"]
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["epochs_run"] == 1 and meta["hyperparameters"]["units"] == 8
+
+
+def test_the_training_modules_are_those_of_the_train_extra():
+    """The modules whose absence means "install the `train` extra" are that extra's own."""
+    from packaging.requirements import Requirement
+
+    from melodybot.training_commands import TRAINING_MODULES
+
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    extra = {Requirement(line).name for line in project["optional-dependencies"]["train"]}
+    assert extra == TRAINING_MODULES
+
+
+@pytest.mark.parametrize(
+    ("command", "module", "imported_by"),
+    [
+        ("train", "keras", "generator.training.train"),
+        ("prepare", "tqdm", "generator.training.corpus"),
+    ],
+)
+def test_a_training_command_without_the_train_extra_says_what_to_install(
+    runner, tmp_path, monkeypatch, command, module, imported_by
+):
+    """`make run` installs no extra: there the training commands name the extra to install
+    rather than end in an import traceback."""
+    monkeypatch.setitem(sys.modules, module, None)  # `import keras` now fails as if not installed
+    monkeypatch.delitem(sys.modules, imported_by, raising=False)  # so that it is imported anew
+    monkeypatch.chdir(tmp_path)  # train's default --out (models/trained) lands here, if at all
+    result = runner.invoke(main, [command])
+    assert _failed_clearly(result), result.output
+    assert f"`melodybot {command}` needs the training tools" in result.output
+    assert f"{module} is not installed" in result.output and "make dev" in result.output
 
 
 def test_generate_writes_midi_and_musicxml(runner, tmp_path):

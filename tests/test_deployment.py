@@ -191,6 +191,67 @@ def test_the_bot_runs_on_what_the_image_installs(tmp_path):
     assert not {"tensorflow", "keras"} & set(ran["refused"])  # not even tried
 
 
+# The packages of the serving code: everything the image runs but generator.training.
+SERVING = ("melodybot", "bot", "generator", "storage")
+
+
+def _imports_of_the_serving_code() -> dict[str, set[tuple[str, bool]]]:
+    """Third-party top-level module → {(file, imported inside a function)} over SERVING."""
+    import ast
+
+    found: dict[str, set[tuple[str, bool]]] = {}
+    own = {*SERVING, "tests"}
+    for package in SERVING:
+        for path in (PROJECT_ROOT / package).rglob("*.py"):
+            if (PROJECT_ROOT / "generator" / "training") in path.parents:
+                continue
+            tree = ast.parse(path.read_text())
+            lazy = {
+                id(node)
+                for function in ast.walk(tree)
+                if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+                for node in ast.walk(function)
+            }
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.partition(".")[0]
+                    if top not in sys.stdlib_module_names and top not in own:
+                        where = (str(path.relative_to(PROJECT_ROOT)), id(node) in lazy)
+                        found.setdefault(top, set()).add(where)
+    return found
+
+
+def test_every_distribution_the_serving_code_imports_is_a_dependency_of_its_own():
+    """`make run` and the image install the dependencies and no extra, so a module the serving
+    code imports must come from a distribution named there, not only with another one (which
+    may drop it in any release). The `train` extra's modules may be imported only inside the
+    functions that train or report, never when a module loads."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    base = {canonicalize_name(Requirement(line).name) for line in project["dependencies"]}
+    train = {
+        canonicalize_name(Requirement(line).name)
+        for line in project["optional-dependencies"]["train"]
+    }
+    providers = metadata.packages_distributions()
+    for module, places in sorted(_imports_of_the_serving_code().items()):
+        distributions = {canonicalize_name(d) for d in providers.get(module, [])}
+        assert distributions, f"{module} (imported by {sorted(places)}) is not installed here"
+        if distributions & base:
+            continue
+        assert distributions & train, f"{module} comes from no dependency: {sorted(places)}"
+        eager = sorted(file for file, lazy in places if not lazy)
+        assert not eager, f"{module} (the train extra) is imported when {eager} load"
+
+
 def test_env_example_documents_every_setting():
     from bot.config import Settings
 
