@@ -411,11 +411,12 @@ async def test_sigterm_under_load_stops_in_seconds_and_loses_no_melody(tmp_path,
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 6 MB tmpfs for the data folder, to fill up; where mounting is not allowed, skipped."""
+    """A small tmpfs for the data folder, to fill up (32 MB: room for the database and the
+    first melody's files before the test fills it); where mounting is not allowed, skipped."""
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)],
         capture_output=True,
         text=True,
         check=False,
@@ -427,14 +428,16 @@ def small_disk(tmp_path):
 
 
 def _fill(folder: Path) -> Path:
+    """Fill the disk to the last byte; unbuffered, so closing the file cannot fail on data
+    still waiting to be written."""
     filler = folder / "filler"
-    with filler.open("wb") as file:
-        try:
-            while True:
-                file.write(b"\0" * 65536)
-                file.flush()
-        except OSError:
-            pass
+    with filler.open("wb", buffering=0) as file:
+        for size in (65536, 4096, 1):  # big steps, then the last few bytes
+            try:
+                while file.write(b"\0" * size):
+                    pass
+            except OSError:
+                continue
     return filler
 
 

@@ -478,3 +478,19 @@ async def test_size_limits_are_checked_in_the_same_step_as_the_quota(repo):
     assert await repo.count_history(user) == 0  # pending, not refused: the refusals stored nothing
     with sqlite3.connect(repo.path) as db:
         assert db.execute("SELECT count(*) FROM usage").fetchone() == (1,)
+
+
+async def test_a_deleted_melodys_page_is_gone_whatever_deleted_it(repo, clock):
+    from storage.pages import GONE
+
+    ann = await repo.upsert_user("discord", "1", "Ann")
+    old, kept = await _melody(repo, ann), await _melody(repo, ann)  # the newer one is kept
+    pages = {n: (await repo.get_melody(n)).page_id for n in (kept, old)}
+    assert len(set(pages.values())) == 2 and all(len(p) == 16 for p in pages.values())
+    assert (await repo.melody_page(pages[old])).melody.id == old
+    assert await repo.melody_page("never-was-a-page") is None
+    await repo.apply_retention(keep_last=1)  # retention deletes the older one
+    assert await repo.melody_page(pages[old]) == GONE
+    assert (await repo.melody_page(pages[kept])).melody.id == kept
+    await repo.forget_user(ann)
+    assert await repo.melody_page(pages[kept]) == GONE
