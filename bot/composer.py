@@ -82,6 +82,7 @@ class Composer:
                 ctx.message.audio_format,
                 musicxml=request.musicxml,
                 page_id=await self._page_id(melody_id),
+                prefix=ctx.prefix,
             )
         return replace(reply, composed=True)
 
@@ -106,6 +107,7 @@ class Composer:
                 ctx.message.audio_format,
                 musicxml=musicxml,
                 page_id=record.page_id,
+                prefix=ctx.prefix,
             )
 
     async def finish_interrupted(
@@ -188,7 +190,7 @@ class Composer:
         except AlreadyReceived:
             return None
         except Refusal as refusal:
-            return refusal_reply(refusal, self.settings.prefix)
+            return refusal_reply(refusal, ctx.prefix)
 
     async def _page_id(self, melody_id: int) -> str | None:
         """The melody's page address, when replies carry links to pages."""
@@ -219,13 +221,14 @@ class Composer:
         *,
         musicxml: bool = False,
         page_id: str | None = None,
+        prefix: str | None = None,
     ) -> Reply:
         """The text and the MIDI, ready now; the picture and the audio follow as they are made
         (their work starts here, before the reply is sent), with a MusicXML file if ``musicxml``,
         and ``release`` gives the melody's place in the pool back once they are done."""
         melody = composed.melody
         request = melody.request
-        p = self.settings.prefix
+        p = prefix or self.settings.prefix
         vary = _vary_command(melody_id, request.temperature)
         text = (
             f"{heading(melody_id, melody)}\n"

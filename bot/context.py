@@ -52,9 +52,14 @@ class Context:
         """Who did it, as the audit log keeps it."""
         return f"{self.message.user_name} ({self.message.user_id})"
 
+    @property
+    def prefix(self) -> str:
+        """How replies write a command for this user (``!``, or ``/`` on Discord's slash)."""
+        return self.message.shown_prefix or self.settings.prefix
+
     def example(self, command_line: str) -> str:
-        """A command as this chat types it: ``example("history 5")`` → ``!history 5``."""
-        return f"{self.settings.prefix}{command_line}"
+        """A command as this user types it: ``example("history 5")`` → ``!history 5``."""
+        return f"{self.prefix}{command_line}"
 
     async def user(self) -> User:
         """The sender, recorded (or their name brought up to date)."""

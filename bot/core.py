@@ -89,6 +89,7 @@ class BotCore:
         on_work_started: WorkStarted | None,
         bot_username: str | None,
     ) -> Reply | None:
+        shown = message.shown_prefix or self.settings.prefix
         try:
             command = parse_command(message.text, self.prefixes, bot_username)
             if command is None:
@@ -98,7 +99,7 @@ class BotCore:
             spec = command.spec
             if spec.moderator and not await self._moderates(message, is_moderator):
                 return Reply(
-                    f"Sorry, {self.settings.prefix}{spec.name} is for moderators of this chat.",
+                    f"Sorry, {shown}{spec.name} is for moderators of this chat.",
                     private=True,
                     refusal=True,
                 )
@@ -109,7 +110,7 @@ class BotCore:
             )
             return await spec.handler(context)
         except RequestError as error:
-            example = f"{self.settings.prefix}melody {error.example}"
+            example = f"{shown}melody {error.example}"
             return Reply(f"{error.problem} Try: {example}", private=True, refusal=True)
         except CommandError as error:
             return Reply(str(error), private=True, refusal=True)

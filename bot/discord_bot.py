@@ -403,6 +403,7 @@ class MelodyBot(commands.AutoShardedBot):
             user_id=str(interaction.user.id),
             user_name=interaction.user.display_name,
             text=f"{settings.prefix}{text}",
+            shown_prefix="/",  # a slash command or a button: "/again 12" is what they would use
             mentions=mentions,
             reply_address=interaction_reply_address(interaction),
         )

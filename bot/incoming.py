@@ -22,6 +22,9 @@ class Incoming:
     source: str | None = None
     # The preview the platform plays best: "mp3", or "voice" for an OGG/Opus voice note.
     audio_format: str = "mp3"
+    # How replies write commands to this user: "/" where they typed a slash command or pressed
+    # a button (Discord), None for the bot's own prefix.
+    shown_prefix: str | None = None
 
     def __post_init__(self) -> None:
         # A lone surrogate (which some clients send) can't be stored, logged or sent back as

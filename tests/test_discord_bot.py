@@ -107,6 +107,7 @@ async def test_slash_melody_defers_then_follows_up_with_files(discord_bot):
     midi = converter.parseData(files["mid"], format="midi")
     assert [n.pitch.nameWithOctave for n in midi.flatten().notes[:3]] == ["G4", "A4", "B4"]
     assert "temp 0.9 · seed 11" in follow_up.payload["content"]
+    assert "Redo: /again 1 · vary: /again 1 temp=1.1" in follow_up.payload["content"]
     (edit,) = await fake.wait_for(lambda p: p.route.startswith(f"PATCH /webhooks/{APP_ID}/"))
     assert "png" in _files_by_suffix(edit)  # the score added to that same follow-up
     registered = await app.repo.find_user("discord", "7")
@@ -140,6 +141,7 @@ async def test_slash_errors_are_ephemeral(discord_bot):
     assert answer.payload["type"] == 4
     assert answer.payload["data"]["flags"] & 64  # ephemeral
     assert "I don't know the note 'X4'" in answer.payload["data"]["content"]
+    assert "Try: /melody " in answer.payload["data"]["content"]  # as they asked: a slash command
 
 
 async def test_moderator_commands_need_manage_server(discord_bot):

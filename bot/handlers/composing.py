@@ -126,7 +126,7 @@ async def show(ctx: ComposeContext) -> Reply:
     try:
         await ctx.repo.admit_resend(await ctx.user(), *ctx.scope)
     except Refusal as refusal:
-        return refusal_reply(refusal, ctx.settings.prefix)
+        return refusal_reply(refusal, ctx.prefix)
     return await ctx.services.composer.resend(ctx, record, musicxml=bool(rest.strip()))
 
 

@@ -40,7 +40,7 @@ async def limits(ctx: Context) -> Reply:
     options=(CommandOption("command", "a command to explain", suggest="commands"),),
 )
 async def help_(ctx: Context) -> Reply:
-    p = ctx.settings.prefix
+    p = ctx.prefix
     topic = ctx.argument.strip().lstrip(p + "/").lower()
     spec = next((s for s in commands() if s.name == topic), None)
     if topic and spec is None:
