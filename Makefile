@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PY_BOOT   ?= python3
 
-.PHONY: run test dev lint system-deps bench clean
+.PHONY: run test dev lint system-deps clean
 
 $(PYTHON):
 	$(PY_BOOT) -m venv $(VENV)
