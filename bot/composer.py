@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 from bot.config import Settings
@@ -75,13 +76,14 @@ class Composer:
                 if isinstance(error, ShuttingDown):
                     return RESTARTING
                 raise  # a RequestError (a key the seed does not fit) is the user's to read
+            page_id = await self._page_id(melody_id)  # before the place is handed on
             reply = self._melody_reply(
                 melody_id,
                 composed,
                 place.hand_over(),
                 ctx.message.audio_format,
                 musicxml=request.musicxml,
-                page_id=await self._page_id(melody_id),
+                page_id=page_id,
                 prefix=ctx.prefix,
             )
         return replace(reply, composed=True)
@@ -216,7 +218,7 @@ class Composer:
         self,
         melody_id: int,
         composed: Composed,
-        release,
+        release: Callable[[], None],
         audio_format: str,
         *,
         musicxml: bool = False,
