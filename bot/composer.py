@@ -264,7 +264,7 @@ class Composer:
             (Attachment(f"{stem}.mid", composed.midi, "midi", "audio/midi"),),
             follow_ups=FollowUps(parts, release),
             melody_id=melody_id,
-            actions=_melody_actions(melody_id, request.temperature),
+            actions=melody_actions(melody_id, request.temperature),
         )
 
     def _follow_up(
@@ -302,11 +302,11 @@ class Composer:
             text,
             (midi,),
             melody_id=record.id,
-            actions=_melody_actions(record.id, request.temperature),
+            actions=melody_actions(record.id, request.temperature),
         )
 
 
-def _melody_actions(melody_id: int, temperature: float) -> tuple[Action, ...]:
+def melody_actions(melody_id: int, temperature: float) -> tuple[Action, ...]:
     """Again: the same opening and options with a new seed. Vary: the same, a little warmer."""
     return (
         Action("Again", f"again {melody_id} seed={NEW_SEED}"),

@@ -28,13 +28,12 @@ from discord.ext import commands
 
 from bot import registry
 from bot.app import App
+from bot.composer import melody_actions
 from bot.incoming import Incoming
 from bot.platforms import FrontEndFailure
 from bot.registry import CommandOption, CommandSpec
 from bot.replies import Attachment, Delivered, FollowUps, Reply, melody_in
 from generator.keys import COMMON_KEYS
-from generator.ranges import MAX_TEMPERATURE
-from generator.request import NEW_SEED
 from storage import MelodyRecord
 
 log = logging.getLogger("melodybot.discord")
@@ -206,10 +205,8 @@ class OlderMelodyButton(
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match: re.Match[str]):
-        if match["action"] == "again":
-            return cls(match[0], f"again {match['id']} seed={NEW_SEED}")
-        warmer = min(MAX_TEMPERATURE, float(match["temp"]) + 0.2)
-        return cls(match[0], f"again {match['id']} temp={warmer:g}")
+        again, vary = melody_actions(int(match["id"]), float(match["temp"]))
+        return cls(match[0], (again if match["action"] == "again" else vary).command)
 
     async def callback(self, interaction: discord.Interaction) -> None:
         bot: MelodyBot = interaction.client  # type: ignore[assignment]

@@ -18,7 +18,7 @@ from bot.jobs import DRAW_SVG, PLAY, WRITE_MUSICXML
 from bot.pages import html
 from bot.pages.files import MadeOnce
 from bot.wording import heading, opening
-from storage import PageEntry
+from storage import MelodyRecord, PageEntry
 from storage.pages import GONE
 
 if TYPE_CHECKING:
@@ -66,10 +66,8 @@ class PageServer:
         found = await self.app.repo.melody_page(request.match_info["page_id"])
         if not isinstance(found, PageEntry):
             return self._missing(found)
-        melody = stored_melody(found.melody)
-        title = heading(found.melody.id, melody) if melody else f"#{found.melody.id}"
         body = html.melody_page(
-            title,
+            _title(found.melody),
             found.melody,
             found.composer,
             self.app.settings.prefix,
@@ -91,9 +89,7 @@ class PageServer:
         )
         shown = []
         for entry in entries[:GALLERY_PAGE_SIZE]:
-            melody = stored_melody(entry.melody)
-            title = heading(entry.melody.id, melody) if melody else f"#{entry.melody.id}"
-            shown.append((title, entry.melody, entry.composer))
+            shown.append((_title(entry.melody), entry.melody, entry.composer))
         return _html(html.gallery_page(shown, number, more=len(entries) > GALLERY_PAGE_SIZE))
 
     async def style(self, _request: web.Request) -> web.Response:
@@ -153,6 +149,13 @@ class PageServer:
         if found == GONE:
             return _html(html.gone_page(), status=410)
         return _html(html.not_found_page(), status=404)
+
+
+def _title(record: MelodyRecord) -> str:
+    """The melody's first line, as its chat reply has it (the number alone for a melody kept
+    from before melodies kept their steps)."""
+    melody = stored_melody(record)
+    return heading(record.id, melody) if melody else f"#{record.id}"
 
 
 def _html(body: str, *, status: int = 200) -> web.Response:
