@@ -11,8 +11,9 @@ from bot.config import Settings
 from bot.core import BotCore
 from bot.housekeeping import Housekeeping
 from bot.jobs import COMPOSE, WorkerSetup
+from bot.queue.client import QueuedJobs
 from bot.scratch import Scratch
-from bot.workers import WorkerPool
+from bot.workers import JobRunner, WorkerPool
 from generator.engine import MelodyEngine
 from generator.render import RenderSettings, audio_available, available_png_renderers
 from storage import Repository
@@ -26,7 +27,7 @@ class App:
     settings: Settings
     engine: MelodyEngine
     repo: Repository
-    pool: WorkerPool
+    pool: JobRunner  # the local worker pool, or the queue to `melodybot worker` processes
     core: BotCore
     scratch: Scratch
 
@@ -46,11 +47,9 @@ class App:
         self.scratch.close()
 
 
-async def open_app(settings: Settings) -> App:
-    engine = await asyncio.to_thread(MelodyEngine.load, settings.model_dir)
-    repo = await Repository.open(settings.database, defaults=settings.limits)
-    await Housekeeping(repo, settings).run_once()  # what a crash or a long stop left behind
-    scratch = Scratch(settings.data_dir / "tmp")
+def worker_setup(settings: Settings, scratch: Scratch) -> tuple[WorkerSetup, bool]:
+    """What every worker process loads, and whether voice notes can be made; what is missing
+    (audio, a renderer) is logged once, here, and the bot carries on without it."""
     render = RenderSettings(
         renderer=settings.renderer,
         timeout_s=settings.render_timeout_s,
@@ -63,29 +62,39 @@ async def open_app(settings: Settings) -> App:
     voice_ready, why_not = audio_available(render, "voice")
     if settings.audio and audio_ready and not voice_ready:
         log.warning("voice notes are off, MP3 previews go everywhere: %s", why_not)
-    renderers = available_png_renderers()
-    if not renderers:
+    if not available_png_renderers():
         log.warning("score pictures are off: neither MuseScore nor verovio is available")
+    audio = settings.audio and audio_ready
+    return WorkerSetup(settings.model_dir, render, audio), audio and voice_ready
+
+
+async def open_app(settings: Settings) -> App:
+    engine = await asyncio.to_thread(MelodyEngine.load, settings.model_dir)
+    repo = await Repository.open(settings.database_target, defaults=settings.limits)
+    await Housekeeping(repo, settings).run_once()  # what a crash or a long stop left behind
+    scratch = Scratch(settings.data_dir / "tmp")
+    await repo.hold_owner(scratch.name)
+    setup, voice_ready = worker_setup(settings, scratch)
     log.info(
         "model %s (%s); score renderers: %s; database %s",
         engine.name,
         engine.version,
-        ", ".join(renderers) or "none",
-        settings.database,
+        ", ".join(available_png_renderers()) or "none",
+        repo.location,
     )
-    audio = settings.audio and audio_ready
-    pool = WorkerPool(
-        settings.workers,
-        settings.queue_size,
-        setup=("bot.jobs:setup", WorkerSetup(settings.model_dir, render, audio)),
-    )
+    audio = setup.audio
+    pool: JobRunner
+    if settings.job_queue == "postgresql":
+        pool = QueuedJobs(str(settings.database_target), scratch.name, settings.queue_size)
+    else:
+        pool = WorkerPool(settings.workers, settings.queue_size, setup=("bot.jobs:setup", setup))
     composer = Composer(
         engine,
         repo,
         settings,
         pool,
         audio_enabled=audio,
-        voice_enabled=audio and voice_ready,
+        voice_enabled=voice_ready,
         owner=scratch.name,
     )
     core = BotCore(settings, repo, composer)

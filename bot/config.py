@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     prefix: str = "!"
     data_dir: Path = Path("data")
     database_path: Path | None = None
+    # PostgreSQL instead of the SQLite file, for front-ends and workers on several machines:
+    # postgresql://user:password@host:5432/melodybot (a secret: it may hold a password).
+    database_url: SecretStr | None = None
+    # Where melodies are made: "local" worker processes of this bot (the default), or the
+    # "postgresql" job queue that `melodybot worker` processes on any machine take them from.
+    job_queue: Literal["local", "postgresql"] = "local"
     model_dir: Path = Field(default_factory=default_model_dir)
 
     renderer: Literal["auto", "musescore", "verovio"] = "auto"
@@ -156,7 +162,33 @@ class Settings(BaseSettings):
 
     @property
     def database(self) -> Path:
+        """The SQLite file (used when no ``database_url`` is set)."""
         return self.database_path or self.data_dir / "melodybot.sqlite3"
+
+    @property
+    def database_target(self) -> Path | str:
+        """What :meth:`storage.Repository.open` opens: the PostgreSQL URL if set, else the file."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return self.database
+
+    @model_validator(mode="after")
+    def _queue_needs_postgres(self) -> Settings:
+        if self.job_queue == "postgresql" and self.database_url is None:
+            raise ValueError(
+                "MELODYBOT_JOB_QUEUE=postgresql keeps the jobs in PostgreSQL: set "
+                "MELODYBOT_DATABASE_URL too"
+            )
+        return self
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
+        from storage.postgres import is_postgres_url
+
+        if value is not None and not is_postgres_url(value.get_secret_value()):
+            raise ValueError("must be a postgresql:// URL (leave it unset for the SQLite file)")
+        return value
 
     @property
     def files_dir(self) -> Path:

@@ -4,8 +4,9 @@ A bot killed mid-melody (kill -9, the OOM killer, a power cut) leaves the melody
 or finished but never handed to the platform: the user waits for a reply that never comes and the
 melody holds a quota slot. Each melody names the process making it and where its reply goes, and
 is marked when the platform takes the reply. A process of the same platform that finds unsent
-melodies of a process that is gone (its scratch lock is free: :func:`bot.scratch.is_alive`) takes
-them over in one atomic step, composes each again from its stored request and seed (the very
+melodies of a process that is gone (its scratch lock is free: :func:`bot.scratch.is_alive`; on
+PostgreSQL, its lock in the database: :meth:`storage.Repository.owner_alive`) takes them over
+in one atomic step, composes each again from its stored request and seed (the very
 melody the user would have had) or redraws a finished one, and sends it where the first reply
 would have gone. A platform that cannot send to a stored address (the console) gives the slots
 back instead.
@@ -35,7 +36,7 @@ async def take_over_interrupted(
     now on (their users have waited longest). Each failure is logged and its slot given back;
     none stops the rest."""
     owners = await app.repo.unsent_owners(platform)
-    gone = sorted(owner for owner in owners if not is_alive(app.scratch.root, owner))
+    gone = sorted([owner for owner in owners if not await _alive(app, owner)])
     taken = []
     for owner in gone:
         taken += await app.repo.take_over(platform, owner, app.scratch.name)
@@ -45,6 +46,13 @@ async def take_over_interrupted(
         )
     sent = await asyncio.gather(*(_finish_and_send(app, g, send_to, audio_format) for g in taken))
     return sum(sent)
+
+
+async def _alive(app: App, owner: str) -> bool:
+    """The database knows on PostgreSQL (processes on other machines); on SQLite the
+    processes share this machine and their scratch locks tell."""
+    alive = await app.repo.owner_alive(owner)
+    return is_alive(app.scratch.root, owner) if alive is None else alive
 
 
 async def _finish_and_send(

@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("melodybot.workers")
 DEFAULT_MELODY_SECONDS = 0.5  # until the pool has timed real jobs
@@ -98,8 +98,8 @@ class Admission:
     Used as ``with admission:``, the place goes back when the block ends, however it ends,
     unless the block hands it on (to the jobs that finish the melody) with :meth:`hand_over`."""
 
-    def __init__(self, pool: WorkerPool):
-        self._pool: WorkerPool | None = pool
+    def __init__(self, pool: WorkerPool | Any):
+        self._pool: WorkerPool | Any = pool
         self._handed_over = False
 
     def release(self) -> None:
@@ -118,6 +118,24 @@ class Admission:
     def __exit__(self, *exc_info: object) -> None:
         if not self._handed_over:
             self.release()
+
+
+class JobRunner(Protocol):
+    """What the composer and the pages ask of whatever runs the jobs: this process's own
+    :class:`WorkerPool`, or :class:`bot.queue.client.QueuedJobs` for workers elsewhere."""
+
+    jobs_done: Counter[str]
+
+    @property
+    def pending(self) -> int: ...
+    def is_full(self) -> bool: ...
+    def admit(self, *, admitted: bool = False) -> Admission: ...
+    def wait_estimate_s(self) -> float: ...
+    async def start(self) -> None: ...
+    async def run(self, kind: JobKind, payload: object) -> Any: ...
+    async def drain(self, timeout_s: float, *, cancel: Sequence[JobKind] = ()) -> bool: ...
+    async def close(self) -> None: ...
+    def worker_pids(self) -> list[int]: ...
 
 
 class WorkerPool:

@@ -1,5 +1,5 @@
 """Commands that run and look after the bot: ``run``, ``chat``, ``discord``, ``telegram``,
-``backup`` and ``health``.
+``worker``, ``queue``, ``backup``, ``migrate-data`` and ``health``.
 
 Settings come from the environment or ``.env`` (bot.config); a setting, a platform or a
 database that stops the bot from starting ends the command with a message, not a traceback.
@@ -142,10 +142,109 @@ def backup(destination: Path, data_dir: Path | None) -> None:
     from storage.db import backup as backup_database
 
     settings = _settings(data_dir=data_dir)
+    if settings.database_url is not None:
+        raise click.ClickException(
+            "the bot's data is in PostgreSQL (MELODYBOT_DATABASE_URL): back it up with pg_dump"
+        )
     if not settings.database.exists():
         raise click.ClickException(f"no database at {settings.database}")
     backup_database(settings.database, destination)
     click.echo(f"backed up {settings.database} to {destination}")
+
+
+@click.command()
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes on this machine, about one per core (default: $MELODYBOT_WORKERS).",
+)
+@data_dir_option
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def worker(processes: int | None, data_dir: Path | None, verbose: bool) -> None:
+    """Compose, draw and play the melodies waiting in the PostgreSQL queue, on this machine.
+
+    Start as many as you need, anywhere that reaches the database (MELODYBOT_DATABASE_URL); the
+    front-ends hand them work when MELODYBOT_JOB_QUEUE=postgresql. A worker killed mid-job has
+    its jobs run again by another one after about ten seconds. SIGTERM or Ctrl-C lets the jobs
+    it is running finish first.
+    """
+    settings = _settings(data_dir=data_dir)
+    if settings.database_url is None:
+        raise click.ClickException(
+            "a worker takes its jobs from PostgreSQL: set MELODYBOT_DATABASE_URL first"
+        )
+    configure_logging(verbose, settings)
+    from bot.queue.worker import serve
+
+    _clearly(lambda: asyncio.run(serve(settings, processes=processes)))
+
+
+@click.command()
+@data_dir_option
+def queue(data_dir: Path | None) -> None:
+    """Show the PostgreSQL job queue: workers alive, and jobs waiting, running and failed.
+
+    "todo" jobs wait for a worker, "doing" ones run; "failed" ones ran out of retries (their
+    users were told). Results stored but not yet taken belong to a front-end that is busy
+    or stopped (they are cleared after an hour).
+    """
+    from bot.queue.status import queue_status
+
+    settings = _settings(data_dir=data_dir)
+    if settings.database_url is None:
+        raise click.ClickException("the queue lives in PostgreSQL: set MELODYBOT_DATABASE_URL")
+    status = asyncio.run(queue_status(settings.database_url.get_secret_value()))
+    click.echo(f"workers alive: {status.workers_alive} (silent: {status.workers_silent})")
+    if not status.jobs:
+        click.echo("no jobs in the queue")
+    for (kind, state), count in sorted(status.jobs.items()):
+        click.echo(f"  {kind:<10} {state:<10} {count:>7,}")
+    click.echo(f"results not yet taken: {status.results_untaken}")
+
+
+@click.command("migrate-data")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The SQLite file to copy (default: the bot's, in --data-dir).",
+)
+@click.option(
+    "--to",
+    "url",
+    default=None,
+    metavar="URL",
+    help="The empty PostgreSQL database (default: $MELODYBOT_DATABASE_URL).",
+)
+@data_dir_option
+def migrate_data(source: Path | None, url: str | None, data_dir: Path | None) -> None:
+    """Copy the bot's SQLite database into an empty PostgreSQL one, with nothing lost.
+
+    The file is read from a snapshot, so the bots may keep running; stop them before you switch
+    them to PostgreSQL, or melodies made in between stay behind. Row counts are checked table by
+    table, and a failure leaves PostgreSQL empty.
+    """
+    from storage.postgres import is_postgres_url, redacted
+    from storage.transfer import copy_to_postgres
+
+    settings = _settings(data_dir=data_dir)
+    source = source or settings.database
+    if url is None and settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+    if not url or not is_postgres_url(url):
+        raise click.ClickException(
+            "say where to copy to: --to postgresql://user@host/db, or set MELODYBOT_DATABASE_URL"
+        )
+    copied = {}
+
+    def report(table: str, rows: int) -> None:
+        click.echo(f"  {table:<14} {rows:>9,} rows")
+
+    click.echo(f"copying {source} into {redacted(url)}")
+    _clearly(lambda: copied.update(copy_to_postgres(source, url, report=report)))
+    click.echo(f"done: {sum(copied.values()):,} rows in {len(copied)} tables, every count checked")
 
 
 @click.command()

@@ -53,5 +53,8 @@ main.add_command(bot_commands.run)
 main.add_command(bot_commands.chat)
 for platform_command in bot_commands.PLATFORM_COMMANDS:  # discord, telegram
     main.add_command(platform_command)
+main.add_command(bot_commands.worker)
+main.add_command(bot_commands.queue)
 main.add_command(bot_commands.backup)
+main.add_command(bot_commands.migrate_data)
 main.add_command(bot_commands.health)

@@ -3,7 +3,7 @@
 Every connection gets WAL (readers never block the writer, and a killed process loses nothing it
 committed), a busy timeout (the Discord and Telegram processes wait for each other rather than
 fail with "database is locked"), ``synchronous = FULL`` by default (a commit survives a power cut
-too, not only a crash) and foreign keys. The schema is the numbered SQL files in ``schema/``,
+too, not only a crash) and foreign keys. The schema is the numbered SQL files in ``schema/sqlite/``,
 applied in order, one transaction each; ``PRAGMA user_version`` records how far a file has come.
 """
 
@@ -67,11 +67,17 @@ class Migration:
     sql: str
 
 
+ENGINES = ("sqlite", "postgresql")
+
+
 @functools.cache
-def migrations() -> tuple[Migration, ...]:
-    """Every shipped migration in order; a gap or duplicate number is a packaging mistake."""
+def migrations(engine: str = "sqlite") -> tuple[Migration, ...]:
+    """Every shipped migration for an engine in order; a gap or duplicate number is a packaging
+    mistake. Both engines have the same numbers: version 5 is the same tables on either."""
+    if engine not in ENGINES:
+        raise ValueError(f"no migrations for {engine!r}; the engines are {ENGINES}")
     found = []
-    for entry in (resources.files("storage") / "schema").iterdir():
+    for entry in (resources.files("storage") / "schema" / engine).iterdir():
         match = _MIGRATION_FILE.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))

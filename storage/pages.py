@@ -50,7 +50,7 @@ class PagesMixin:
             row = await self._fetchone(  # type: ignore[attr-defined]
                 connection,
                 f"""SELECT {_MELODY_COLUMNS}, u.display_name AS composer, {_BANNED} AS banned,
-                           coalesce(s.enabled AND s.show_names, 0) AS named
+                           coalesce(s.enabled * s.show_names, 0) AS named
                     FROM generations g JOIN users u ON u.id = g.user_id
                     LEFT JOIN galleries s ON s.platform = g.platform AND s.chat_id = g.chat_id
                     WHERE g.page_id = :page_id""",

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from storage import db
+from storage import db, postgres
 from storage.pages import PagesMixin, new_page_id
 from storage.records import (
     GLOBAL,
@@ -120,10 +120,19 @@ class Repository(PagesMixin):
     """
 
     def __init__(
-        self, connection: aiosqlite.Connection, path: Path, defaults: Limits, clock: Clock
+        self,
+        connection: aiosqlite.Connection | postgres.PostgresConnection,
+        location: Path | str,
+        defaults: Limits,
+        clock: Clock,
     ):
         self._db = connection
-        self.path = path
+        self.engine = "postgresql" if isinstance(location, str) else "sqlite"
+        # The SQLite file (None on PostgreSQL), and where the data lives as an operator reads it.
+        self.path = location if isinstance(location, Path) else None
+        self.location = str(location) if self.path else postgres.redacted(str(location))
+        self._url = None if self.path else str(location)
+        self._owner: str | None = None
         self.defaults = defaults
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -132,22 +141,35 @@ class Repository(PagesMixin):
     @classmethod
     async def open(
         cls,
-        path: str | Path,
+        target: str | Path,
         *,
         defaults: Limits | None = None,
         clock: Clock = time.time,
         busy_timeout_s: float = db.BUSY_TIMEOUT_S,
         synchronous: str = "FULL",
     ) -> Repository:
-        """Connect and migrate; ``defaults`` are the bot settings' limits, below any DB row."""
-        path = Path(path)
-        connection = await db.connect(path, busy_timeout_s=busy_timeout_s, synchronous=synchronous)
+        """Connect and migrate; ``defaults`` are the bot settings' limits, below any DB row.
+
+        ``target`` is a SQLite file, or a ``postgresql://`` URL (see :mod:`storage.postgres`).
+        """
+        location: Path | str
+        connection: aiosqlite.Connection | postgres.PostgresConnection
+        if postgres.is_postgres_url(target):
+            location = str(target)
+            connection = await postgres.PostgresConnection.connect(location)
+            migrate = postgres.migrate
+        else:
+            location = Path(target)
+            connection = await db.connect(
+                location, busy_timeout_s=busy_timeout_s, synchronous=synchronous
+            )
+            migrate = db.migrate  # type: ignore[assignment]
         try:
-            await db.migrate(connection)
+            await migrate(connection)  # type: ignore[arg-type]
         except BaseException:
             await connection.close()
             raise
-        return cls(connection, path, defaults or Limits(), clock)
+        return cls(connection, location, defaults or Limits(), clock)
 
     async def close(self) -> None:
         """Wait for the step in progress, then close; closing twice is harmless."""
@@ -173,10 +195,21 @@ class Repository(PagesMixin):
         async with self._lock:
             if self._closed:
                 raise RuntimeError("the repository is closed")
+            if isinstance(self._db, postgres.PostgresConnection) and self._db.broken:
+                await self._reconnect()
             if self._db.in_transaction:  # left open by a step cancelled mid-way
                 log.warning("rolling back a transaction a cancelled step left open")
                 await self._rollback()
             yield self._db
+
+    async def _reconnect(self) -> None:
+        """A new connection after the server restarted or the network dropped the old one: the
+        step that found it broken runs on the new one, the one that broke it failed alone."""
+        log.warning("the connection to %s was lost; connecting again", self.location)
+        assert self._url is not None
+        self._db = await postgres.PostgresConnection.connect(self._url)
+        if self._owner is not None:
+            await postgres.hold_owner(self._db, self._owner)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -188,13 +221,16 @@ class Repository(PagesMixin):
         """
         async with self._step() as connection:
             try:
-                await db.begin_immediate(connection)
+                if isinstance(connection, postgres.PostgresConnection):
+                    await postgres.begin_write(connection)
+                else:
+                    await db.begin_immediate(connection)
                 yield connection
                 await connection.execute("COMMIT")
             except BaseException as error:
                 await self._rollback()
-                if db.is_full(error):
-                    raise db.StorageFull(f"the disk holding {self.path} is full") from error
+                if db.is_full(error) or postgres.is_full(error):
+                    raise db.StorageFull(f"the disk holding {self.location} is full") from error
                 raise
 
     async def _rollback(self) -> None:
@@ -206,7 +242,7 @@ class Repository(PagesMixin):
     async def _quiet_rollback(self) -> None:
         try:
             await self._db.execute("ROLLBACK")
-        except sqlite3.Error as error:  # nothing was open: COMMIT got there first
+        except Exception as error:  # nothing was open (COMMIT got there first), or the link died
             log.debug("rollback not needed: %s", error)
 
     async def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
@@ -224,8 +260,11 @@ class Repository(PagesMixin):
     async def _fetchone(
         connection: aiosqlite.Connection, sql: str, params: Sequence[Any] | dict[str, Any] = ()
     ) -> Any:
-        async with connection.execute(sql, params) as cursor:
+        cursor = await connection.execute(sql, params)
+        try:
             return await cursor.fetchone()
+        finally:
+            await cursor.close()
 
     async def _audit(
         self,
@@ -269,7 +308,8 @@ class Repository(PagesMixin):
                     VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (platform, platform_user_id) DO UPDATE
                     SET display_name = excluded.display_name,
-                        last_seen = max(last_seen, excluded.last_seen)
+                        last_seen = CASE WHEN excluded.last_seen > users.last_seen
+                                         THEN excluded.last_seen ELSE users.last_seen END
                     RETURNING {_columns(User)}""",
                 (platform, cap(platform_user_id, MAX_ID_CHARS), cap_name(display_name), now, now),
             )
@@ -302,7 +342,7 @@ class Repository(PagesMixin):
         rows = await self._fetchall(
             connection,
             f"""SELECT name, value FROM limits WHERE {_SCOPE_CHAIN}
-                ORDER BY (platform <> '') + (chat_id <> '')""",
+                ORDER BY CASE WHEN platform = '' THEN 0 WHEN chat_id = '' THEN 1 ELSE 2 END""",
             {"platform": scope[0], "chat_id": scope[1]},
         )
         limits = self.defaults
@@ -511,7 +551,8 @@ class Repository(PagesMixin):
                    AND created_at > ?"""
         count, newest = await self._fetchone(
             connection,
-            f"""SELECT coalesce(sum(created_at > ? AND kind = 'compose'), 0), max(created_at)
+            f"""SELECT coalesce(sum(CASE WHEN created_at > ? AND kind = 'compose' THEN 1 ELSE 0
+                                        END), 0), max(created_at)
                 FROM usage WHERE {where}""",
             (window_start, user_id, *scope, min(window_start, now - limits.cooldown_s)),
         )
@@ -618,8 +659,8 @@ class Repository(PagesMixin):
         """Keep an update the platform handed over until :meth:`inbox_done` (seen twice: once)."""
         async with self._write() as connection:
             await connection.execute(
-                """INSERT OR IGNORE INTO inbox (platform, update_id, payload, received_at)
-                   VALUES (?, ?, ?, ?)""",
+                """INSERT INTO inbox (platform, update_id, payload, received_at)
+                   VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING""",
                 (platform, int(update_id), payload, self._now(now)),
             )
 
@@ -662,6 +703,25 @@ class Repository(PagesMixin):
             (platform,),
         )
         return {row[0] for row in rows}
+
+    async def hold_owner(self, owner: str) -> None:
+        """Let every process sharing the database see that ``owner`` (this process) is alive,
+        for as long as this repository is open. On PostgreSQL it is a lock held by this
+        connection, which the server lets go the moment the process or its machine dies; on
+        SQLite the processes share a machine, and their scratch locks tell (:mod:`bot.scratch`)."""
+        self._owner = owner
+        if isinstance(self._db, postgres.PostgresConnection):
+            async with self._step() as connection:
+                await postgres.hold_owner(connection, owner)  # type: ignore[arg-type]
+
+    async def owner_alive(self, owner: str) -> bool | None:
+        """Whether the process ``owner`` still runs, or None where the database cannot tell."""
+        if not isinstance(self._db, postgres.PostgresConnection):
+            return None
+        if owner == self._owner:
+            return True
+        async with self._step() as connection:
+            return await postgres.owner_alive(connection, owner)  # type: ignore[arg-type]
 
     async def take_over(self, platform: str, dead_owner: str, new_owner: str) -> list[MelodyRecord]:
         """Make ``new_owner`` the owner of a dead process's unsent melodies on a platform and
@@ -760,7 +820,7 @@ class Repository(PagesMixin):
                                SELECT id, status, row_number() OVER (
                                    PARTITION BY user_id ORDER BY created_at DESC, id DESC
                                ) AS newest
-                               FROM generations WHERE status <> 'pending')
+                               FROM generations WHERE status <> 'pending') AS ranked
                            WHERE newest > ?)""",
                     (keep_last,),
                 )
@@ -899,14 +959,15 @@ class Repository(PagesMixin):
                    AND (:chat_id = '' OR g.chat_id = :chat_id)
                    AND g.status = 'done' AND g.created_at > :since"""
         per_day = await self._read(
-            f"""SELECT date(g.created_at, 'unixepoch') AS day, count(*) FROM generations g
+            f"""SELECT {self._utc_day("g.created_at")} AS day, count(*) FROM generations g
                 WHERE {where} GROUP BY day ORDER BY day DESC""",
             params,
         )
         per_user = await self._read(
             f"""SELECT u.display_name, count(*) AS n FROM generations g
                 JOIN users u ON u.id = g.user_id
-                WHERE {where} GROUP BY g.user_id ORDER BY n DESC, u.display_name LIMIT 20""",
+                WHERE {where} GROUP BY g.user_id, u.display_name
+                ORDER BY n DESC, u.display_name LIMIT 20""",
             params,
         )
         return {
@@ -914,7 +975,17 @@ class Repository(PagesMixin):
             "per_user": [(name, int(n)) for name, n in per_user],
         }
 
+    def _utc_day(self, column: str) -> str:
+        """The UTC calendar day (YYYY-MM-DD) of a Unix time, in this engine's words."""
+        if self.engine == "postgresql":
+            return f"to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        return f"date({column}, 'unixepoch')"
+
     async def backup(self, destination: str | Path) -> Path:
         """A consistent copy of the live file, made on a thread with its own connection so
         this repository keeps serving (see :func:`storage.db.backup`)."""
+        if self.path is None:
+            raise db.StorageError(
+                f"{self.location} is PostgreSQL: back it up with pg_dump (or your host's backups)"
+            )
         return await asyncio.to_thread(db.backup, self.path, Path(destination))

@@ -78,3 +78,32 @@ def shipped_engine():
     from generator.engine import MelodyEngine
 
     return MelodyEngine.load(SHIPPED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL for the run (Debian's package, a cluster in a temp dir)."""
+    from tests.postgres_server import PostgresServer, binaries
+
+    if binaries() is None:
+        if IN_CI:
+            pytest.fail("PostgreSQL is not installed: scripts/install-system-deps installs it")
+        pytest.skip("PostgreSQL is not installed (scripts/install-system-deps installs it)")
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """An empty database of its own for one test."""
+    return postgres_server.database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_target(request, tmp_path) -> str | Path:
+    """Where a test's repository lives: a SQLite file, then a PostgreSQL database; the storage
+    suite runs once on each engine."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return tmp_path / "bot.sqlite3"

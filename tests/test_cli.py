@@ -29,7 +29,10 @@ COMMANDS = [
     "run",
     "discord",
     "telegram",
+    "worker",
+    "queue",
     "backup",
+    "migrate-data",
     "health",
 ]
 

@@ -24,7 +24,11 @@ from tests.fakes.telegram_api import FakeTelegram
 
 def test_compose_file_has_both_bots_sharing_one_volume():
     compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
-    services = compose["services"]
+    services = {
+        name: service
+        for name, service in compose["services"].items()
+        if service.get("profiles") != ["scale"]
+    }
     assert set(services) == {"discord", "telegram"}
     for name, service in services.items():
         assert service["command"] == [name]
@@ -41,6 +45,38 @@ def test_compose_file_has_both_bots_sharing_one_volume():
     assert "melodybot-data" in compose["volumes"]
     text = (PROJECT_ROOT / "docker-compose.yml").read_text()
     assert not re.search(r"TOKEN\s*[:=]\s*\S", text), "no secrets in the compose file"
+
+
+def test_compose_scale_profile_runs_postgres_workers_shards_and_webhooks():
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    scaled = {
+        name: service
+        for name, service in compose["services"].items()
+        if service.get("profiles") == ["scale"]
+    }
+    postgres = scaled.pop("postgres")
+    assert postgres["image"].startswith("postgres:")
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in postgres["volumes"])
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert set(scaled) == {"worker", "discord-shard-0", "discord-shard-1", "telegram-webhook"}
+    for name, service in scaled.items():
+        environment = service["environment"]
+        assert environment["MELODYBOT_DATABASE_URL"].startswith("postgresql://"), name
+        assert environment["MELODYBOT_JOB_QUEUE"] == "postgresql", name
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy", name
+        assert service["restart"] == "unless-stopped" and service["env_file"] == ".env", name
+    assert scaled["worker"]["command"] == ["worker"] and scaled["worker"]["deploy"]["replicas"] >= 2
+    shards = [scaled[f"discord-shard-{n}"]["environment"] for n in (0, 1)]
+    assert [s["DISCORD_SHARD_IDS"] for s in shards] == ["0", "1"]
+    assert {s["DISCORD_SHARD_COUNT"] for s in shards} == {"2"}
+    webhook = scaled["telegram-webhook"]
+    assert webhook["command"] == ["telegram"] and webhook["deploy"]["replicas"] >= 2
+    assert "TELEGRAM_WEBHOOK_URL" in webhook["environment"] and webhook["expose"] == ["8443"]
+    assert "melodybot-postgres" in compose["volumes"]
+    # Every command the profile runs is one the image's entry point knows.
+    from melodybot.cli import main
+
+    assert {service["command"][0] for service in scaled.values()} <= set(main.commands)
 
 
 def test_dockerfile_is_slim_non_root_with_tools_model_and_healthcheck():
@@ -81,8 +117,10 @@ def _apt_packages_of_the_install_script() -> set[str]:
 
 
 # What scripts/install-system-deps installs for the tests alone: ffmpeg is their independent
-# loudness meter and decoder, Chromium and its driver open the report's listening page.
-FOR_THE_TESTS_ONLY = {"ffmpeg", "chromium", "chromium-driver"}
+# loudness meter and decoder, Chromium and its driver open the report's listening page, and
+# PostgreSQL's server is the real database of the storage suite (the image is its client: a
+# deployment's server runs in a container of its own, docker-compose.yml's "scale" profile).
+FOR_THE_TESTS_ONLY = {"ffmpeg", "chromium", "chromium-driver", "postgresql"}
 
 
 def test_the_image_has_the_system_tools_that_the_install_script_gives_a_checkout():

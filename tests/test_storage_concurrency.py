@@ -1,4 +1,7 @@
-"""Many tasks, several connections, two OS processes, SIGKILL and live backups on one file."""
+"""Many tasks, several connections, two OS processes, SIGKILL and live backups on one database.
+
+The quota and the two-writer tests run on SQLite and on PostgreSQL; crash safety, backups and
+busy answers are SQLite's own matters."""
 
 from __future__ import annotations
 
@@ -15,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from storage import Limits, QuotaExceeded, Repository, db
+from tests import raw_database
 
 WORKER = Path(__file__).with_name("storage_proc.py")
 UNLIMITED = Limits(daily_quota=10**9, cooldown_s=0)
 
 
-def _rows(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    with sqlite3.connect(path) as raw:
-        return raw.execute(sql, params).fetchall()
+def _rows(target: Path | str, sql: str) -> list[tuple]:
+    return raw_database.execute(target, sql)
 
 
 async def _reserve(repo: Repository, user, n: int = 0, chat: str = "chat") -> int:
@@ -33,11 +36,11 @@ async def _reserve(repo: Repository, user, n: int = 0, chat: str = "chat") -> in
 
 
 @pytest.mark.parametrize("seed", [None, 1, 2, 3])
-async def test_fifty_concurrent_requests_against_a_quota_of_five(tmp_path, seed):
+async def test_fifty_concurrent_requests_against_a_quota_of_five(database_target, seed):
     """Exactly five go through, whether the tasks start together or at random moments."""
     rng = random.Random(seed)
     async with await Repository.open(
-        tmp_path / "q.sqlite3", defaults=Limits(daily_quota=5, cooldown_s=0)
+        database_target, defaults=Limits(daily_quota=5, cooldown_s=0)
     ) as repo:
         user = await repo.upsert_user("test", "1", "Ann")
 
@@ -50,12 +53,12 @@ async def test_fifty_concurrent_requests_against_a_quota_of_five(tmp_path, seed)
     accepted = [r for r in results if isinstance(r, int)]
     assert len(accepted) == 5
     assert all(isinstance(r, QuotaExceeded) for r in results if not isinstance(r, int))
-    assert _rows(tmp_path / "q.sqlite3", "SELECT count(*) FROM generations") == [(5,)]
+    assert _rows(database_target, "SELECT count(*) FROM generations") == [(5,)]
 
 
-async def test_quota_holds_across_connections(tmp_path):
+async def test_quota_holds_across_connections(database_target):
     """Two repositories (two connections, as two processes would have) share one quota."""
-    path = tmp_path / "q.sqlite3"
+    path = database_target
     limits = Limits(daily_quota=5, cooldown_s=0)
     async with (
         await Repository.open(path, defaults=limits) as first,
@@ -67,8 +70,8 @@ async def test_quota_holds_across_connections(tmp_path):
     assert sum(isinstance(r, int) for r in results) == 5
 
 
-def test_quota_holds_across_processes(tmp_path):
-    path = tmp_path / "q.sqlite3"
+def test_quota_holds_across_processes(database_target):
+    path = database_target
     outputs = _run_together(path, [("quota", "a", 25), ("quota", "b", 25)])
     assert sum(int(out.split()[-1]) for out in outputs) == 5
     assert _rows(path, "SELECT count(*) FROM generations") == [(5,)]
@@ -77,7 +80,7 @@ def test_quota_holds_across_processes(tmp_path):
 # --- two processes, one file -----------------------------------------------------------------
 
 
-def _start(path: Path, mode: str, name: str, count: int) -> subprocess.Popen[str]:
+def _start(path: Path | str, mode: str, name: str, count: int) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, str(WORKER), mode, str(path), name, str(count)],
         stdin=subprocess.PIPE,
@@ -90,7 +93,7 @@ def _start(path: Path, mode: str, name: str, count: int) -> subprocess.Popen[str
     return process
 
 
-def _run_together(path: Path, jobs: list[tuple[str, str, int]]) -> list[str]:
+def _run_together(path: Path | str, jobs: list[tuple[str, str, int]]) -> list[str]:
     """Start every job, then release them at once; returns each one's stdout."""
     processes = [_start(path, *job) for job in jobs]
     for process in processes:
@@ -105,10 +108,8 @@ def _run_together(path: Path, jobs: list[tuple[str, str, int]]) -> list[str]:
     return outputs
 
 
-def test_two_processes_writing_at_once_lose_nothing(tmp_path):
-    path = tmp_path / "shared.sqlite3"
-    with sqlite3.connect(path) as raw:  # both processes race to create the schema, too
-        raw.execute("PRAGMA user_version")
+def test_two_processes_writing_at_once_lose_nothing(database_target):
+    path = database_target  # both processes race to create the schema, too
     outputs = _run_together(path, [("write", "discord", 200), ("write", "telegram", 200)])
     names = ("discord", "telegram")
     printed = {
@@ -126,7 +127,8 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     writers = [who for _, who in rows]
     switches = sum(a != b for a, b in itertools.pairwise(writers))
     assert switches > 1, "the two writers never overlapped, so this proved nothing"
-    assert _rows(path, "PRAGMA integrity_check") == [("ok",)]
+    if isinstance(path, Path):
+        assert _rows(path, "PRAGMA integrity_check") == [("ok",)]
 
 
 # --- crash safety ----------------------------------------------------------------------------
@@ -154,8 +156,8 @@ def test_sigkill_mid_stream_loses_nothing_committed(tmp_path):
 # --- cancellation ----------------------------------------------------------------------------
 
 
-async def test_cancelled_requests_leave_no_half_written_step(tmp_path):
-    async with await Repository.open(tmp_path / "c.sqlite3", defaults=UNLIMITED) as repo:
+async def test_cancelled_requests_leave_no_half_written_step(database_target):
+    async with await Repository.open(database_target, defaults=UNLIMITED) as repo:
         user = await repo.upsert_user("test", "1", "Ann")
         for delay in (0, 0.0005, 0.002):
             tasks = [asyncio.create_task(_reserve(repo, user, n)) for n in range(30)]
@@ -175,7 +177,7 @@ async def test_cancelled_requests_leave_no_half_written_step(tmp_path):
         melody_id = await _reserve(repo, user)  # the connection is still usable
         assert await repo.complete_melody(melody_id, b"MThd")
     rows = _rows(
-        tmp_path / "c.sqlite3",
+        database_target,
         """SELECT (SELECT count(*) FROM generations),
                   (SELECT count(*) FROM usage u JOIN generations g ON g.id = u.generation_id)""",
     )

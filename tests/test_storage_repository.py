@@ -1,9 +1,9 @@
-"""The repository on real SQLite files: users, melodies, limits, bans, audit, retention."""
+"""The repository on a real SQLite file and a real PostgreSQL server: users, melodies, limits,
+bans, audit, retention. Every test runs once on each engine."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
@@ -17,6 +17,7 @@ from storage import (
     Repository,
 )
 from storage.text import MAX_ERROR_CHARS, MAX_NAME_CHARS, MAX_REASON_CHARS, MAX_REQUEST_CHARS
+from tests import raw_database
 
 T0 = 1_700_000_000.0
 DAY = 86_400.0
@@ -36,11 +37,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def repo(tmp_path, clock):
+async def repo(database_target, clock):
     defaults = Limits(daily_quota=5, cooldown_s=0, max_bars=32, max_seed_notes=16)
-    async with await Repository.open(
-        tmp_path / "bot.sqlite3", defaults=defaults, clock=clock
-    ) as repository:
+    async with await Repository.open(database_target, defaults=defaults, clock=clock) as repository:
         yield repository
 
 
@@ -196,13 +195,13 @@ async def test_chat_override_beats_platform_beats_global_beats_code_default(repo
     assert await repo.unset_limit("discord", "g1", "max_bars", "mod") is None
 
 
-async def test_a_hand_written_bad_limit_row_is_ignored_not_fatal(repo, tmp_path):
-    with sqlite3.connect(tmp_path / "bot.sqlite3") as raw:
-        raw.execute(
-            "INSERT INTO limits VALUES ('discord', 'g', 'colour', 3, 0, 'admin'),"
-            " ('discord', 'g', 'enabled', 7, 0, 'admin'),"
-            " ('discord', 'g', 'max_bars', 8, 0, 'admin')"
-        )
+async def test_a_hand_written_bad_limit_row_is_ignored_not_fatal(repo, database_target):
+    raw_database.execute(
+        database_target,
+        "INSERT INTO limits VALUES ('discord', 'g', 'colour', 3, 0, 'admin'),"
+        " ('discord', 'g', 'enabled', 7, 0, 'admin'),"
+        " ('discord', 'g', 'max_bars', 8, 0, 'admin')",
+    )
     limits = await repo.effective_limits("discord", "g")
     assert limits.enabled and limits.max_bars == 8
 
@@ -265,12 +264,11 @@ async def test_every_admin_action_leaves_an_audit_row_with_old_and_new(repo, clo
     assert await repo.audit_log("discord", "other") == []
 
 
-async def test_audit_log_is_append_only(repo, tmp_path):
+async def test_audit_log_is_append_only(repo, database_target):
     await repo.set_enabled("discord", "g", False, "mod")
-    with sqlite3.connect(tmp_path / "bot.sqlite3") as raw:
-        for sql in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"):
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-                raw.execute(sql)
+    for sql in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"):
+        with pytest.raises(raw_database.REFUSED, match="append-only"):
+            raw_database.execute(database_target, sql)
     assert len(await repo.audit_log("discord", "g")) == 1
 
 
@@ -390,7 +388,7 @@ async def test_stale_pending_melodies_are_failed_and_free_their_slot(repo, clock
 
 
 async def test_a_dead_process_s_melodies_are_taken_over_once_whoever_asks_at_once(
-    repo, clock, tmp_path
+    repo, clock, database_target
 ):
     ann = await repo.upsert_user("telegram", "1", "Ann")
     await repo.set_limit(GLOBAL, GLOBAL, "daily_quota", 100, "owner")
@@ -403,7 +401,7 @@ async def test_a_dead_process_s_melodies_are_taken_over_once_whoever_asks_at_onc
     await repo.reserve_melody(ann, "telegram", "5", "x", {}, "m", "v", 1, owner="alive")
     await repo.reserve_melody(ann, "discord", "g", "x", {}, "m", "v", 1, owner="dead")
     assert await repo.unsent_owners("telegram") == {"dead", "alive"}
-    async with await Repository.open(tmp_path / "bot.sqlite3", clock=clock) as other:
+    async with await Repository.open(database_target, clock=clock) as other:
         mine, theirs = await asyncio.gather(
             repo.take_over("telegram", "dead", "me"), other.take_over("telegram", "dead", "you")
         )
@@ -434,19 +432,17 @@ async def test_stats_count_finished_melodies_per_day_and_user(repo, clock):
     assert await repo.stats("telegram", GLOBAL) == {"per_day": [], "per_user": []}
 
 
-async def test_closed_repository_refuses_work(tmp_path):
-    repository = await Repository.open(tmp_path / "x.sqlite3")
+async def test_closed_repository_refuses_work(database_target):
+    repository = await Repository.open(database_target)
     await repository.close()
     await repository.close()
     with pytest.raises(RuntimeError, match="closed"):
         await repository.effective_limits("discord", "g")
 
 
-async def test_a_resend_counts_towards_the_cooldown_never_the_quota(tmp_path, clock):
+async def test_a_resend_counts_towards_the_cooldown_never_the_quota(database_target, clock):
     defaults = Limits(daily_quota=2, cooldown_s=60, max_bars=32, max_seed_notes=16)
-    async with await Repository.open(
-        tmp_path / "resend.sqlite3", defaults=defaults, clock=clock
-    ) as repo:
+    async with await Repository.open(database_target, defaults=defaults, clock=clock) as repo:
         ann = await repo.upsert_user("discord", "1", "ann")
         await _melody(repo, ann)
         clock.now += 61
@@ -463,7 +459,7 @@ async def test_a_resend_counts_towards_the_cooldown_never_the_quota(tmp_path, cl
         await repo.admit_resend(ann, "discord", "chat-1")  # and the quota does not stop re-sends
 
 
-async def test_size_limits_are_checked_in_the_same_step_as_the_quota(repo):
+async def test_size_limits_are_checked_in_the_same_step_as_the_quota(repo, database_target):
     from storage import TooLong, TooManySeedNotes
 
     user = await repo.upsert_user("discord", "1", "Ann")
@@ -476,8 +472,7 @@ async def test_size_limits_are_checked_in_the_same_step_as_the_quota(repo):
     await repo.set_limit("discord", "chat-1", "max_bars", 40, "mod")
     assert await repo.reserve_melody(*ask, bars=40, seed_notes=16)
     assert await repo.count_history(user) == 0  # pending, not refused: the refusals stored nothing
-    with sqlite3.connect(repo.path) as db:
-        assert db.execute("SELECT count(*) FROM usage").fetchone() == (1,)
+    assert raw_database.execute(database_target, "SELECT count(*) FROM usage") == [(1,)]
 
 
 async def test_a_deleted_melodys_page_is_gone_whatever_deleted_it(repo, clock):

@@ -42,3 +42,15 @@ def fail_some(payloads: list[str]) -> list[object]:
 
 def broken_setup(_: object) -> None:
     raise OSError("no model here")
+
+
+def mark_and_nap(payloads: list[tuple[str, float, object]]) -> list[tuple[str, object]]:
+    """For the queue's tests: leave a file named after the `melodybot worker` that took the job
+    (the name the test gave it, in $QUEUE_TEST_WORKER), sleep, and answer which worker it was."""
+    worker = os.environ.get("QUEUE_TEST_WORKER", "unnamed")
+    results = []
+    for folder, seconds, value in payloads:
+        (Path(folder) / f"{worker}-{os.getpid()}").touch()
+        time.sleep(seconds)
+        results.append((worker, value))
+    return results

@@ -1,0 +1,5 @@
+-- What re-sending a melody needs without its model, and which uses were re-sends.
+ALTER TABLE generations ADD COLUMN tokens TEXT;
+ALTER TABLE generations ADD COLUMN pickup INTEGER CHECK (pickup IS NULL OR pickup >= 0);
+ALTER TABLE usage ADD COLUMN kind TEXT NOT NULL DEFAULT 'compose'
+    CHECK (kind IN ('compose', 'resend'));
