@@ -77,7 +77,7 @@ async def run(users: int, queued: int, audio: bool, idle_melodies: int) -> dict[
             telegram_token="1:BENCH",
             telegram_base_url=fake.base_url,
             cooldown_s=0,
-            daily_quota=10**6,
+            daily_quota=10_000,
             queue_size=max(users, queued) + 5,
             audio=audio,
         )

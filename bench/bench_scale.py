@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -71,6 +72,67 @@ class WorkerProcess:
                 self.process.kill()
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds of a process and of the children it has waited for (MuseScore runs)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        found.append(parent)
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        todo += [int(c) for c in children]
+    return found
+
+
+def cpu_by_role(workers: list[WorkerProcess]) -> dict[str, float]:
+    """CPU seconds so far of this process (the front-end and the loopback Telegram), of every
+    worker's processes, and of PostgreSQL's."""
+    worker_pids = {p for w in workers for p in _tree(w.process.pid)}
+    forkservers = [  # the pools' forkservers are children of the workers; their children too
+        int(d.name)
+        for d in Path("/proc").iterdir()
+        if d.name.isdigit() and int(d.name) not in worker_pids
+        and b"forkserver" in _cmdline(int(d.name)) and _parent(int(d.name)) in worker_pids
+    ]  # fmt: skip
+    for pid in forkservers:
+        worker_pids |= set(_tree(pid))
+    postgres = [
+        int(d.name)
+        for d in Path("/proc").iterdir()
+        if d.name.isdigit() and _cmdline(int(d.name)).startswith(b"postgres")
+    ]
+    own = os.times()
+    return {
+        "front_end": own.user + own.system,
+        "workers": sum(_cpu(p) for p in worker_pids),
+        "postgres": sum(_cpu(p) for p in postgres),
+    }
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return 0
+
+
 def _ask(fake, users: int, first_chat: int, text: str) -> set[str]:
     chats = set()
     for user in range(users):
@@ -87,7 +149,13 @@ def _ask(fake, users: int, first_chat: int, text: str) -> set[str]:
 
 
 async def load_run(
-    url: str, scratch: Path, workers: int, users: int, audio: bool, kill_after: int | None = None
+    url: str,
+    scratch: Path,
+    workers: int,
+    users: int,
+    audio: bool,
+    kill_after: int | None = None,
+    bars: int = 8,
 ) -> dict[str, float]:
     """One front-end and ``workers`` worker processes; N users at once (see module)."""
     from bot.app import open_app
@@ -111,7 +179,7 @@ async def load_run(
         database_url=url,
         job_queue="postgresql",
         cooldown_s=0,
-        daily_quota=10**6,
+        daily_quota=10_000,
         queue_size=users + 10,
         audio=audio,
     )
@@ -125,8 +193,9 @@ async def load_run(
         warm = _ask(fake, workers * 2, 7000 + 100 * workers, "/melody C4 E4 G4 bars=8")
         await _complete(fake, warm, audio)  # every worker has drawn and played once
         base = len(fake.calls)
+        cpu_before = cpu_by_role(started_workers)
         began = time.perf_counter()
-        chats = _ask(fake, users, 1000, "/melody C4 D4 E4 G4 temp=0.9 bars=8")
+        chats = _ask(fake, users, 1000, f"/melody C4 D4 E4 G4 temp=0.9 bars={bars}")
         if kill_after is not None:
             while len({c.fields.get("chat_id") for c in fake.sent("sendDocument")} & chats) < (
                 kill_after
@@ -136,12 +205,18 @@ async def load_run(
             killed_at = time.perf_counter() - began
         await _complete(fake, chats, audio)
         elapsed = max(_by_chat(fake, LAST_PARTS)[c] for c in chats) - began
+        cpu_after = cpu_by_role(started_workers)
+        cpu = {role: (cpu_after[role] - cpu_before[role]) / users for role in cpu_after}
         midi_at = _first_by_chat(fake, "sendDocument")
         await asyncio.sleep(3 if kill_after is None else 15)  # anything sent twice would be now
         sent = fake.calls[base:]
         per_chat: dict[str, dict[str, int]] = {}
         for call in sent:
-            if call.ok and call.fields.get("chat_id") in chats:
+            if (
+                call.ok
+                and call.fields.get("chat_id") in chats
+                and call.method in (*LAST_PARTS, "sendDocument")
+            ):
                 counts = per_chat.setdefault(call.fields["chat_id"], {})
                 counts[call.method] = counts.get(call.method, 0) + 1
         wanted = {"sendDocument": 1, "sendPhoto": 1} | ({"sendVoice": 1} if audio else {})
@@ -161,12 +236,14 @@ async def load_run(
     return {
         "workers": workers,
         "users": users,
+        "bars": bars,
         "seconds": elapsed,
         "melodies_per_s": users / elapsed,
         "midi_p50_s": sorted(midi_at[c] - began for c in chats)[len(chats) // 2],
         "answered_exactly_once": exactly_once,
         "ledger": ledger[0],
         "killed_at_s": killed_at or 0.0,
+        "cpu_s_per_melody": cpu,
     }
 
 
@@ -188,7 +265,7 @@ async def main(url, data_dir, name):
     async def one(n):
         reply = await app.core.handle(Incoming("test", "club", "shared", "Shared",
                                                f"!melody C4 D4 E4 bars=4 seed={n}"))
-        if reply.refusal:
+        if reply is None or reply.melody_id is None:  # refused (told a few times, then quietly)
             return 0
         await whole(reply)
         return 1
@@ -284,39 +361,60 @@ async def queue_capacity(url: str, jobs: int = 2000) -> float:
         return jobs / (time.perf_counter() - began)
 
 
+def _shown(result):
+    """Each figure as soon as it is measured, so a long run that fails later loses nothing."""
+    print(json.dumps({"measured": result}), flush=True)
+    return result
+
+
 def main() -> None:
     configure_process()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=40, help="melodies asked at once")
     parser.add_argument("--no-audio", action="store_true", help="skip the audio previews")
+    parser.add_argument(
+        "--bars", type=int, nargs="+", default=[8, 32], help="melody lengths to run 1 vs 2 at"
+    )
     args = parser.parse_args()
     audio = not args.no_audio
     from tests.postgres_server import running_postgres
 
     with running_postgres(fsync=True) as server, tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        one = asyncio.run(load_run(server.database("one"), scratch, 1, args.users, audio))
-        two = asyncio.run(load_run(server.database("two"), scratch, 2, args.users, audio))
-        killed = asyncio.run(
-            load_run(server.database("kill"), scratch, 2, args.users, audio, args.users // 4)
+        runs = {}
+        for bars in args.bars:
+            for workers in (1, 2):
+                url = server.database(f"w{workers}b{bars}")
+                runs[workers, bars] = _shown(
+                    asyncio.run(load_run(url, scratch, workers, args.users, audio, bars=bars))
+                )
+        killed = _shown(
+            asyncio.run(
+                load_run(server.database("kill"), scratch, 2, args.users, audio, args.users // 4)
+            )
         )
-        quotas = two_front_ends(server.database("quota"), scratch)
-        writes = asyncio.run(write_capacity(server.database("writes")))
-        enqueued = asyncio.run(queue_capacity(server.database("queue")))
-    ratio = two["melodies_per_s"] / one["melodies_per_s"]
-    per_core = two["melodies_per_s"] / 2
+        quotas = _shown(two_front_ends(server.database("quota"), scratch))
+        writes = _shown(asyncio.run(write_capacity(server.database("writes"))))
+        enqueued = _shown(asyncio.run(queue_capacity(server.database("queue"))))
     jobs_per_melody = 3 if audio else 2
-    rows = [
-        ("measure", "value"),
-        (
-            f"{args.users} users at once, 1 worker: complete melodies/s (MIDI p50)",
-            f"{one['melodies_per_s']:.2f} ({one['midi_p50_s']:.1f} s)",
-        ),
-        (
-            f"{args.users} users at once, 2 workers: complete melodies/s (MIDI p50)",
-            f"{two['melodies_per_s']:.2f} ({two['midi_p50_s']:.1f} s)",
-        ),
-        ("2 workers / 1 worker", f"{ratio:.2f}×"),
+    rows = [("measure", "value")]
+    for bars in args.bars:
+        one, two = runs[1, bars], runs[2, bars]
+        for run_ in (one, two):
+            cpu = run_["cpu_s_per_melody"]
+            rows.append(
+                (
+                    f"{args.users} × {bars} bars at once, {run_['workers']} worker(s): "
+                    "melodies/s (MIDI p50); CPU ms a melody: workers / front-end / PostgreSQL",
+                    f"{run_['melodies_per_s']:.2f} ({run_['midi_p50_s']:.1f} s); "
+                    f"{cpu['workers'] * 1000:.0f} / {cpu['front_end'] * 1000:.0f} / "
+                    f"{cpu['postgres'] * 1000:.0f}",
+                )
+            )
+        ratio = two["melodies_per_s"] / one["melodies_per_s"]
+        rows.append((f"{bars} bars: 2 workers / 1 worker", f"**{ratio:.2f}×**"))
+    per_core = runs[2, args.bars[0]]["melodies_per_s"] / 2
+    rows += [
         (
             f"2 workers, one SIGKILLed after {args.users // 4} melodies: answered exactly once",
             f"{killed['answered_exactly_once']} of {args.users}",
@@ -332,7 +430,11 @@ def main() -> None:
     ]
     projection = [
         ("what", "capacity", "melodies/s it allows"),
-        ("one worker core (composing, drawing, playing)", f"{per_core:.2f} melodies/s", "× cores"),
+        (
+            f"one worker core ({args.bars[0]} bars: composing, drawing, playing)",
+            f"{per_core:.2f} melodies/s",
+            "× cores",
+        ),
         (
             "PostgreSQL: a melody's writes (reserve, complete, delivered)",
             f"{writes:.0f} melodies/s",
@@ -349,7 +451,7 @@ def main() -> None:
     report(
         "Scaling out: the PostgreSQL job queue with 1 and 2 worker processes",
         rows,
-        {"bench": "scale", "one": one, "two": two, "killed": killed, "quotas": quotas},
+        {"bench": "scale", "runs": [r for r in runs.values()], "killed": killed, "quotas": quotas},
     )
     report(
         "What saturates first (projection from the figures above)",

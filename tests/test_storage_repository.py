@@ -489,3 +489,38 @@ async def test_a_deleted_melodys_page_is_gone_whatever_deleted_it(repo, clock):
     assert (await repo.melody_page(pages[kept])).melody.id == kept
     await repo.forget_user(ann)
     assert await repo.melody_page(pages[kept]) == GONE
+
+
+async def test_a_gallery_lists_its_chat_newest_first_names_only_if_asked_no_banned(repo, clock):
+    from storage.pages import GONE
+
+    ann = await repo.upsert_user("discord", "1", "Ann")
+    bob = await repo.upsert_user("discord", "2", "Bob")
+    made = []
+    for user in (ann, bob, ann):
+        clock.now += 60
+        made.append(await _melody(repo, user))
+    await _melody(repo, bob, chat="elsewhere")
+    gallery = await repo.set_gallery("discord", "chat-1", True, "mod")
+    assert gallery.enabled and not gallery.show_names and len(gallery.page_id) == 16
+    entries = await repo.gallery_entries(gallery)
+    assert [e.melody.id for e in entries] == made[::-1]
+    assert {e.composer for e in entries} == {None}
+    page = (await repo.get_melody(made[0])).page_id
+    assert (await repo.melody_page(page)).composer is None
+    named = await repo.set_gallery("discord", "chat-1", True, "mod", show_names=True)
+    assert named.page_id == gallery.page_id  # the address is kept
+    assert (await repo.melody_page(page)).composer == "Ann"
+    assert [e.composer for e in await repo.gallery_entries(named, limit=2)] == ["Ann", "Bob"]
+    await repo.ban("discord", "chat-1", bob, "mod")
+    assert [e.melody.id for e in await repo.gallery_entries(named)] == [made[2], made[0]]
+    assert await repo.melody_page((await repo.get_melody(made[1])).page_id) == GONE
+    off = await repo.set_gallery("discord", "chat-1", False, "mod")
+    assert not off.enabled and (await repo.gallery(gallery.page_id)) == off
+    assert await repo.chat_gallery("discord", "elsewhere") is None
+    switched = [
+        (e.old_value, e.new_value)
+        for e in await repo.audit_log("discord", "chat-1")
+        if e.action == "set gallery"
+    ]
+    assert switched == [("on, with names", "off"), ("on", "on, with names"), (None, "on")]

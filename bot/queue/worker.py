@@ -37,7 +37,7 @@ from bot.scratch import Scratch
 from bot.workers import ShuttingDown, WorkerPool
 
 log = logging.getLogger("melodybot.worker")
-JOBS_PER_PROCESS = 8  # taken at once per worker process, so a batch can form while one runs
+JOBS_PER_PROCESS = 16  # taken at once per worker process, so a batch can form while one runs
 
 
 async def serve(settings: Settings, *, processes: int | None = None) -> None:
