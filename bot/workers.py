@@ -98,8 +98,8 @@ class Admission:
     Used as ``with admission:``, the place goes back when the block ends, however it ends,
     unless the block hands it on (to the jobs that finish the melody) with :meth:`hand_over`."""
 
-    def __init__(self, pool: WorkerPool | Any):
-        self._pool: WorkerPool | Any = pool
+    def __init__(self, pool: MelodyPlaces):
+        self._pool: MelodyPlaces | None = pool
         self._handed_over = False
 
     def release(self) -> None:
@@ -120,6 +120,48 @@ class Admission:
             self.release()
 
 
+class MelodyPlaces:
+    """Counting the melodies a job runner has in hand, for :class:`WorkerPool` and the queue's
+    :class:`~bot.queue.client.QueuedJobs` alike: each says when it is full and how long a wait
+    would be; admitting, and the typical cost of a melody, are the same for both."""
+
+    _melodies: int
+    _closed: bool
+    _seconds_per_job: dict[str, deque[float]]
+
+    def is_full(self) -> bool:
+        raise NotImplementedError
+
+    def wait_estimate_s(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def pending(self) -> int:
+        """Melodies in hand: waiting, being composed, or with pictures and audio still to come."""
+        return self._melodies
+
+    def admit(self, *, admitted: bool = False) -> Admission:
+        """A place for one melody; raises QueueFull when every place is taken and ShuttingDown
+        once stopped. An ``admitted`` melody was let in before (one a stopped process left): it
+        never meets a full queue, or its user, who has waited longest, would wait behind
+        everyone who came after."""
+        if self._closed:
+            raise ShuttingDown()
+        if self.is_full() and not admitted:
+            raise QueueFull(self.wait_estimate_s())
+        self._melodies += 1
+        return Admission(self)
+
+    def typical_melody_seconds(self) -> float:
+        """Seconds one melody's jobs take, every kind it needs together."""
+        if not self._seconds_per_job:
+            return DEFAULT_MELODY_SECONDS
+        return sum(statistics.median(times) for times in self._seconds_per_job.values())
+
+    def _timed(self, kind: JobKind, seconds: float) -> None:
+        self._seconds_per_job.setdefault(kind.name, deque(maxlen=50)).append(seconds)
+
+
 class JobRunner(Protocol):
     """What the composer and the pages ask of whatever runs the jobs: this process's own
     :class:`WorkerPool`, or :class:`bot.queue.client.QueuedJobs` for workers elsewhere."""
@@ -138,7 +180,7 @@ class JobRunner(Protocol):
     def worker_pids(self) -> list[int]: ...
 
 
-class WorkerPool:
+class WorkerPool(MelodyPlaces):
     def __init__(
         self,
         workers: int = 2,
@@ -163,32 +205,9 @@ class WorkerPool:
 
     # admission --------------------------------------------------------------------------------
 
-    @property
-    def pending(self) -> int:
-        """Melodies in hand: waiting, being composed, or with pictures and audio still to come."""
-        return self._melodies
-
     def is_full(self) -> bool:
         """A melody admitted now would be refused."""
         return self._melodies >= self.workers + self.queue_size
-
-    def admit(self, *, admitted: bool = False) -> Admission:
-        """A place for one melody; raises QueueFull when every place is taken and ShuttingDown
-        when the pool has stopped. An ``admitted`` melody was let in before (one a stopped
-        process left): it never meets a full queue, or its user, who has waited longest, would
-        wait behind everyone who came after."""
-        if self._closed:
-            raise ShuttingDown()
-        if self.is_full() and not admitted:
-            raise QueueFull(self.wait_estimate_s())
-        self._melodies += 1
-        return Admission(self)
-
-    def typical_melody_seconds(self) -> float:
-        """Worker seconds one melody takes, every kind of job it needs together."""
-        if not self._seconds_per_job:
-            return DEFAULT_MELODY_SECONDS
-        return sum(statistics.median(times) for times in self._seconds_per_job.values())
 
     def wait_estimate_s(self) -> float:
         """Seconds until a melody admitted now would be done: the melodies ahead shared among
@@ -284,7 +303,7 @@ class WorkerPool:
             return
         per_job = (time.perf_counter() - started) / len(batch)
         self.jobs_done[kind.name] += len(batch)
-        self._seconds_per_job.setdefault(kind.name, deque(maxlen=50)).append(per_job)
+        self._timed(kind, per_job)
         for job, result in zip(batch, results, strict=True):
             _settle(job.future, result)
 

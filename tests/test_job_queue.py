@@ -230,3 +230,23 @@ async def test_stopping_takes_queued_jobs_back_and_lets_running_ones_finish(
         postgres_url, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'"
     )
     assert left == [(0,)]  # what was refused is off the queue: no worker runs it for nobody
+
+
+async def test_sigterm_lets_a_worker_finish_its_job_then_leave(postgres_url, tmp_path, workers):
+    (worker,) = workers(1)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    jobs = QueuedJobs(postgres_url, "frontend", queue_size=10)
+    await jobs.start()
+    try:
+        await _until(lambda: _true(jobs.workers == 1))
+        asked = asyncio.create_task(jobs.run(SLOW, (str(marks), 2.0, "finished")))
+        await _until(lambda: _true(any(marks.iterdir())))
+        worker.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(asked, timeout=60) == (worker.name, "finished")
+        code = await asyncio.to_thread(worker.process.wait, 60)
+        assert code == 0, worker.log.read_text()
+        assert "worker stopped" in worker.log.read_text()
+        await _until(lambda: _true(jobs.workers == 0))  # it said goodbye: no heartbeat left
+    finally:
+        await jobs.close()

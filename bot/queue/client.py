@@ -14,7 +14,6 @@ import contextlib
 import logging
 import math
 import pickle
-import statistics
 import time
 import uuid
 from collections import Counter, deque
@@ -34,21 +33,14 @@ from bot.queue.shared import (
     ensure_schema,
     queue_app,
 )
-from bot.workers import (
-    DEFAULT_MELODY_SECONDS,
-    Admission,
-    JobKind,
-    JobTimedOut,
-    QueueFull,
-    ShuttingDown,
-)
+from bot.workers import JobKind, JobTimedOut, MelodyPlaces, ShuttingDown
 
 log = logging.getLogger("melodybot.queue")
 POLL_S = 1.0
 WORKERS_SEEN_EVERY_S = 2.0
 
 
-class QueuedJobs:
+class QueuedJobs(MelodyPlaces):
     """Jobs for ``melodybot worker`` processes anywhere, through the bot's PostgreSQL."""
 
     def __init__(self, url: str, owner: str, queue_size: int = 20):
@@ -68,29 +60,12 @@ class QueuedJobs:
     # admission ------------------------------------------------------------------------------
 
     @property
-    def pending(self) -> int:
-        return self._melodies
-
-    @property
     def workers(self) -> int:
         """Workers alive now, by their heartbeats (refreshed every two seconds)."""
         return self._workers_alive
 
     def is_full(self) -> bool:
         return self._workers_alive == 0 or self._melodies >= self._workers_alive + self.queue_size
-
-    def admit(self, *, admitted: bool = False) -> Admission:
-        if self._closed:
-            raise ShuttingDown()
-        if self.is_full() and not admitted:
-            raise QueueFull(self.wait_estimate_s())
-        self._melodies += 1
-        return Admission(self)
-
-    def typical_melody_seconds(self) -> float:
-        if not self._seconds_per_job:
-            return DEFAULT_MELODY_SECONDS
-        return sum(statistics.median(times) for times in self._seconds_per_job.values())
 
     def wait_estimate_s(self) -> float:
         workers = max(1, self._workers_alive)
@@ -143,9 +118,7 @@ class QueuedJobs:
         finally:
             self._waiting.pop(key, None)
         self.jobs_done[kind.name] += 1
-        self._seconds_per_job.setdefault(kind.name, deque(maxlen=50)).append(
-            time.monotonic() - started
-        )
+        self._timed(kind, time.monotonic() - started)
         if status == "error":
             raise value
         return value
