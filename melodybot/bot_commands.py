@@ -194,7 +194,10 @@ def queue(data_dir: Path | None) -> None:
     settings = _settings(data_dir=data_dir)
     if settings.database_url is None:
         raise click.ClickException("the queue lives in PostgreSQL: set MELODYBOT_DATABASE_URL")
-    status = asyncio.run(queue_status(settings.database_url.get_secret_value()))
+    url = settings.database_url.get_secret_value()
+    found = []
+    _clearly(lambda: found.append(asyncio.run(queue_status(url))))
+    (status,) = found
     click.echo(f"workers alive: {status.workers_alive} (silent: {status.workers_silent})")
     if not status.jobs:
         click.echo("no jobs in the queue")

@@ -91,6 +91,19 @@ def translate(sql: str) -> str:
     return "".join(parts)
 
 
+async def open_connection(url: str, **options: Any) -> psycopg.AsyncConnection:
+    """An autocommit connection, or a :class:`StorageError` saying what to check (never the
+    password); for the repository and the job queue alike."""
+    try:
+        return await psycopg.AsyncConnection.connect(url, autocommit=True, **options)
+    except psycopg.Error as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+        raise StorageError(
+            f"cannot reach the database {redacted(url)} ({reason}): check that PostgreSQL "
+            "runs there and that MELODYBOT_DATABASE_URL names the right user and database."
+        ) from None
+
+
 class PostgresCursor:
     """What a finished statement left: its rows and how many rows it changed."""
 
@@ -117,17 +130,7 @@ class PostgresConnection:
 
     @classmethod
     async def connect(cls, url: str) -> PostgresConnection:
-        try:
-            connection = await psycopg.AsyncConnection.connect(
-                url, autocommit=True, row_factory=_row_factory
-            )
-        except psycopg.Error as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
-            raise StorageError(
-                f"cannot reach the database {redacted(url)} ({reason}): check that PostgreSQL "
-                "runs there and that MELODYBOT_DATABASE_URL names the right user and database."
-            ) from None
-        return cls(connection, url)
+        return cls(await open_connection(url, row_factory=_row_factory), url)
 
     @property
     def in_transaction(self) -> bool:

@@ -250,3 +250,16 @@ async def test_sigterm_lets_a_worker_finish_its_job_then_leave(postgres_url, tmp
         await _until(lambda: _true(jobs.workers == 0))  # it said goodbye: no heartbeat left
     finally:
         await jobs.close()
+
+
+@pytest.mark.parametrize("command", ["worker", "queue"])
+def test_an_unreachable_queue_is_a_clear_error(command, postgres_server):
+    from click.testing import CliRunner
+
+    from melodybot.cli import main
+
+    url = f"postgresql://bot:hunter2@127.0.0.1:{postgres_server.port + 1}/melodybot"
+    result = CliRunner(env={"MELODYBOT_DATABASE_URL": url}).invoke(main, [command])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cannot reach the database postgresql://bot:***@127.0.0.1" in result.output
+    assert "hunter2" not in result.output

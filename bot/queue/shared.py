@@ -7,8 +7,9 @@ import base64
 import pickle
 
 import procrastinate
-import psycopg
 from procrastinate.schema import SchemaManager
+
+from storage.postgres import open_connection
 
 TASK = "melodybot.run_job"
 QUEUE = "melodybot"
@@ -43,7 +44,7 @@ def decode(text: str) -> object:
 
 async def ensure_schema(url: str) -> None:
     """procrastinate's tables and the results table, made once by whichever process is first."""
-    connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    connection = await open_connection(url)
     async with connection, connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         cursor = await connection.execute("SELECT to_regclass('procrastinate_jobs')")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import psycopg
-
 from bot.queue.shared import QUEUE, STALLED_AFTER_S
+from storage.postgres import open_connection
 
 
 @dataclass
@@ -19,7 +18,7 @@ class QueueStatus:
 
 async def queue_status(url: str) -> QueueStatus:
     status = QueueStatus()
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+    async with await open_connection(url) as connection:
         cursor = await connection.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
         if not (await cursor.fetchone())[0]:  # type: ignore[index]
             return status  # no front-end or worker has run on this database yet
