@@ -61,6 +61,7 @@ DAY_S = 86_400.0
 QUOTA_WINDOW_S = DAY_S  # the daily quota is a rolling 24 hours, so there is no midnight rush
 USAGE_KEPT_S = 2 * DAY_S  # quota rows outlive the window a little, for clock skew between hosts
 MAX_PAGE = 1000
+IDLE_CHECK_S = 5.0  # a PostgreSQL connection unused this long is checked before its next step
 _INT64 = range(-(2**63), 2**63)
 
 Clock = Callable[[], float]
@@ -133,6 +134,7 @@ class Repository(PagesMixin):
         self.location = str(location) if self.path else postgres.redacted(str(location))
         self._url = None if self.path else str(location)
         self._owner: str | None = None
+        self._last_used = time.monotonic()
         self.defaults = defaults
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -195,12 +197,30 @@ class Repository(PagesMixin):
         async with self._lock:
             if self._closed:
                 raise RuntimeError("the repository is closed")
-            if isinstance(self._db, postgres.PostgresConnection) and self._db.broken:
+            if isinstance(self._db, postgres.PostgresConnection) and not await self._usable():
                 await self._reconnect()
             if self._db.in_transaction:  # left open by a step cancelled mid-way
                 log.warning("rolling back a transaction a cancelled step left open")
                 await self._rollback()
-            yield self._db
+            try:
+                yield self._db
+            finally:
+                self._last_used = time.monotonic()
+
+    async def _usable(self) -> bool:
+        """Whether the PostgreSQL connection still works: known broken, or idle long enough for
+        the server to have restarted since (then one ``SELECT 1`` asks), it is replaced before
+        the step, so a restart while the bot is quiet costs no user's request."""
+        assert isinstance(self._db, postgres.PostgresConnection)
+        if self._db.broken:
+            return False
+        if time.monotonic() - self._last_used < IDLE_CHECK_S:
+            return True
+        try:
+            await self._db.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
 
     async def _reconnect(self) -> None:
         """A new connection after the server restarted or the network dropped the old one: the

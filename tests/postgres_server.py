@@ -64,6 +64,15 @@ class PostgresServer:
         if self._as_root:
             shutil.chown(self.root, SERVER_USER, SERVER_USER)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+        self._serve()
+        return self
+
+    def restart(self) -> None:
+        """Stop the server as a crash would (every connection cut) and start it again."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        self._serve()
+
+    def _serve(self) -> None:
         options = [
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",
@@ -76,7 +85,6 @@ class PostgresServer:
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"),
             "-o", " ".join(options), "-w", "-t", "60", "start",
         )  # fmt: skip
-        return self
 
     @property
     def log(self) -> str:

@@ -263,3 +263,22 @@ def test_an_unreachable_queue_is_a_clear_error(command, postgres_server):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "cannot reach the database postgresql://bot:***@127.0.0.1" in result.output
     assert "hunter2" not in result.output
+
+
+async def test_a_database_restart_costs_seconds_not_the_worker_or_the_queue(
+    postgres_server, postgres_url, tmp_path, workers
+):
+    (worker,) = workers(1)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    jobs = QueuedJobs(postgres_url, "frontend", queue_size=10)
+    await jobs.start()
+    try:
+        await _until(lambda: _true(jobs.workers == 1))
+        assert await jobs.run(SLOW, (str(marks), 0.1, "before")) == (worker.name, "before")
+        await asyncio.to_thread(postgres_server.restart)  # every connection cut, as in a crash
+        after = await asyncio.wait_for(jobs.run(SLOW, (str(marks), 0.1, "after")), timeout=90)
+        assert after == (worker.name, "after")
+        assert worker.process.poll() is None  # the worker rode it out
+    finally:
+        await jobs.close()

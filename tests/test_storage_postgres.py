@@ -125,18 +125,30 @@ async def test_an_unreachable_server_is_a_clear_error_without_the_password(postg
     assert "MELODYBOT_DATABASE_URL" in message
 
 
-async def test_a_lost_connection_costs_one_step_and_the_next_one_reconnects(postgres_url):
+def _cut_every_connection(url: str) -> None:
+    raw_database.execute(
+        url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+
+
+async def test_a_lost_connection_costs_one_step_and_the_next_one_reconnects(
+    postgres_url, monkeypatch
+):
+    from storage import repository
+
     async with await Repository.open(postgres_url) as repo:
         ann = await repo.upsert_user("discord", "1", "Ann")
         await repo.hold_owner("alive1")
-        raw_database.execute(
-            postgres_url,
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
+        monkeypatch.setattr(repository, "IDLE_CHECK_S", 3600.0)  # a busy bot: no checks
+        _cut_every_connection(postgres_url)
         with pytest.raises(Exception):  # noqa: B017 - the step in flight when the link died
             await repo.get_user(ann.id)
         assert await repo.get_user(ann.id) == ann  # and the next one works again
+        monkeypatch.setattr(repository, "IDLE_CHECK_S", 0.0)  # a quiet bot: checked first
+        _cut_every_connection(postgres_url)
+        assert await repo.get_user(ann.id) == ann  # nobody's request is the one that fails
         async with await Repository.open(postgres_url) as other:
             assert await other.owner_alive("alive1")  # the lock came back with the connection
 
