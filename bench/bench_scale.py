@@ -6,6 +6,9 @@ shipped model and the renderers.
 
 1. N users ask for one 8-bar melody each at once, with 1 and then 2 worker processes (one
    core each): complete melodies per second, and the ratio.
+   Then the same melodies with the workers alone: put on the queue by the bench itself, with
+   no front-end, loopback Telegram or repository sharing the cores, which shows what the
+   workers themselves gain from a second one.
 2. The same with 2 workers, one of them SIGKILLed once a quarter of the melodies are out:
    every user must get exactly one melody (one file, one picture, one voice note), and the
    quota ledger must count exactly the melodies delivered.
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 from bench.bench_bot import LAST_PARTS, _by_chat, _complete, _first_by_chat
 from bench.common import report
@@ -247,6 +251,59 @@ async def load_run(
     }
 
 
+async def workers_alone(
+    url: str, scratch: Path, workers: int, users: int, audio: bool, bars: int = 8
+) -> dict[str, float]:
+    """The same melodies put on the queue by this process through :class:`QueuedJobs` alone,
+    with no chat front-end, no loopback Telegram and no repository: how the workers scale when
+    little else wants the machine's cores (each melody: compose, then draw and play at once)."""
+    from bot.jobs import COMPOSE, DRAW, PLAY
+    from bot.queue.client import QueuedJobs
+    from generator.request import parse_request
+
+    started_workers = [
+        WorkerProcess(url, scratch / f"alone{workers}-{bars}-{n}", audio) for n in range(workers)
+    ]
+    for worker in started_workers:
+        worker.wait_ready()
+    jobs = QueuedJobs(url, owner=f"bench-alone-{workers}", queue_size=users + 10)
+    await jobs.start()
+
+    async def melody(seed: int, text: str) -> None:
+        request = parse_request(f"{text} seed={seed}")
+        composed = await jobs.run(COMPOSE, request)
+        parts = [jobs.run(DRAW, (composed.melody, f"#{seed}"))]
+        if audio:
+            parts.append(jobs.run(PLAY, (composed.melody, "voice")))
+        for made in await asyncio.gather(*parts):
+            if not isinstance(made, bytes):
+                raise RuntimeError(f"a part was not made: {made}")
+
+    try:
+        while jobs.workers < workers:
+            await asyncio.sleep(0.1)
+        await asyncio.gather(*(melody(s, "C4 E4 G4 bars=8") for s in range(workers * 2)))
+        cpu_before = cpu_by_role(started_workers)
+        began = time.perf_counter()
+        text = f"C4 D4 E4 G4 temp=0.9 bars={bars}"
+        await asyncio.gather(*(melody(seed, text) for seed in range(users)))
+        elapsed = time.perf_counter() - began
+        cpu_after = cpu_by_role(started_workers)
+    finally:
+        await jobs.close()
+        for worker in started_workers:
+            worker.stop()
+    cpu = {role: (cpu_after[role] - cpu_before[role]) / users for role in cpu_after}
+    return {
+        "workers": workers,
+        "users": users,
+        "bars": bars,
+        "seconds": elapsed,
+        "melodies_per_s": users / elapsed,
+        "cpu_s_per_melody": cpu,
+    }
+
+
 _FRONT_END = """
 import asyncio, sys
 from bot.app import open_app
@@ -375,19 +432,33 @@ def main() -> None:
     parser.add_argument(
         "--bars", type=int, nargs="+", default=[8, 32], help="melody lengths to run 1 vs 2 at"
     )
+    parser.add_argument(
+        "--alone-users",
+        type=int,
+        default=120,
+        help="melodies put on the queue at once for the workers alone (more than --users: "
+        "their runs are short, and the last melody's compose, draw and play cannot be shared)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="times to run 1 and 2 workers side by side"
+    )
     args = parser.parse_args()
     audio = not args.no_audio
     from tests.postgres_server import running_postgres
 
     with running_postgres(fsync=True) as server, tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        runs = {}
-        for bars in args.bars:
-            for workers in (1, 2):
-                url = server.database(f"w{workers}b{bars}")
-                runs[workers, bars] = _shown(
-                    asyncio.run(load_run(url, scratch, workers, args.users, audio, bars=bars))
-                )
+        runs: dict[tuple[str, int, int], list[dict]] = {}
+        for repeat in range(args.repeats):  # 1 and 2 workers side by side, again and again
+            for bars in args.bars:
+                for how, run in (("chat", load_run), ("alone", workers_alone)):
+                    for workers in (1, 2):
+                        url = server.database(f"{how}{workers}b{bars}r{repeat}")
+                        users = args.users if how == "chat" else args.alone_users
+                        measured = asyncio.run(
+                            run(url, scratch / f"r{repeat}", workers, users, audio, bars=bars)
+                        )
+                        runs.setdefault((how, workers, bars), []).append(_shown(measured))
         killed = _shown(
             asyncio.run(
                 load_run(server.database("kill"), scratch, 2, args.users, audio, args.users // 4)
@@ -398,22 +469,36 @@ def main() -> None:
         enqueued = _shown(asyncio.run(queue_capacity(server.database("queue"))))
     jobs_per_melody = 3 if audio else 2
     rows = [("measure", "value")]
-    for bars in args.bars:
-        one, two = runs[1, bars], runs[2, bars]
-        for run_ in (one, two):
-            cpu = run_["cpu_s_per_melody"]
+    ratios = {}
+    for how, label, client in (
+        ("chat", "the bot (Telegram front-end)", "front-end"),
+        ("alone", "workers alone (the bench's queue client)", "queue client"),
+    ):
+        for bars in args.bars:
+            for workers in (1, 2):
+                done = runs[how, workers, bars]
+                cpu = {
+                    role: median(r["cpu_s_per_melody"][role] for r in done) * 1000
+                    for role in done[0]["cpu_s_per_melody"]
+                }
+                rows.append(
+                    (
+                        f"{label}: {done[0]['users']} × {bars} bars at once, {workers} worker(s): "
+                        f"melodies/s; CPU ms a melody: workers / {client} / PostgreSQL",
+                        f"{median(r['melodies_per_s'] for r in done):.2f}; "
+                        f"{cpu['workers']:.0f} / {cpu['front_end']:.0f} / {cpu['postgres']:.0f}",
+                    )
+                )
+            pairs = zip(runs[how, 1, bars], runs[how, 2, bars], strict=True)
+            each = [two["melodies_per_s"] / one["melodies_per_s"] for one, two in pairs]
+            ratios[how, bars] = each
             rows.append(
                 (
-                    f"{args.users} × {bars} bars at once, {run_['workers']} worker(s): "
-                    "melodies/s (MIDI p50); CPU ms a melody: workers / front-end / PostgreSQL",
-                    f"{run_['melodies_per_s']:.2f} ({run_['midi_p50_s']:.1f} s); "
-                    f"{cpu['workers'] * 1000:.0f} / {cpu['front_end'] * 1000:.0f} / "
-                    f"{cpu['postgres'] * 1000:.0f}",
+                    f"{label}, {bars} bars: 2 workers / 1 worker (median of {len(each)}; each)",
+                    f"**{median(each):.2f}×** ({', '.join(f'{r:.2f}' for r in each)})",
                 )
             )
-        ratio = two["melodies_per_s"] / one["melodies_per_s"]
-        rows.append((f"{bars} bars: 2 workers / 1 worker", f"**{ratio:.2f}×**"))
-    per_core = runs[2, args.bars[0]]["melodies_per_s"] / 2
+    per_core = median(r["melodies_per_s"] for r in runs["chat", 2, args.bars[0]]) / 2
     rows += [
         (
             f"2 workers, one SIGKILLed after {args.users // 4} melodies: answered exactly once",
@@ -451,7 +536,13 @@ def main() -> None:
     report(
         "Scaling out: the PostgreSQL job queue with 1 and 2 worker processes",
         rows,
-        {"bench": "scale", "runs": [r for r in runs.values()], "killed": killed, "quotas": quotas},
+        {
+            "bench": "scale",
+            "runs": [r for done in runs.values() for r in done],
+            "ratios": {f"{how} {bars} bars": each for (how, bars), each in ratios.items()},
+            "killed": killed,
+            "quotas": quotas,
+        },
     )
     report(
         "What saturates first (projection from the figures above)",
