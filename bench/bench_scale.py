@@ -137,6 +137,22 @@ def _parent(pid: int) -> int:
         return 0
 
 
+def _throughput(
+    workers: int, users: int, bars: int, seconds: float, cpu_before: dict, cpu_after: dict
+) -> dict:
+    """What every run reports: melodies a second, and each role's CPU seconds a melody."""
+    return {
+        "workers": workers,
+        "users": users,
+        "bars": bars,
+        "seconds": seconds,
+        "melodies_per_s": users / seconds,
+        "cpu_s_per_melody": {
+            role: (cpu_after[role] - cpu_before[role]) / users for role in cpu_after
+        },
+    }
+
+
 def _ask(fake, users: int, first_chat: int, text: str) -> set[str]:
     chats = set()
     for user in range(users):
@@ -209,8 +225,9 @@ async def load_run(
             killed_at = time.perf_counter() - began
         await _complete(fake, chats, audio)
         elapsed = max(_by_chat(fake, LAST_PARTS)[c] for c in chats) - began
-        cpu_after = cpu_by_role(started_workers)
-        cpu = {role: (cpu_after[role] - cpu_before[role]) / users for role in cpu_after}
+        measured = _throughput(
+            workers, users, bars, elapsed, cpu_before, cpu_by_role(started_workers)
+        )
         midi_at = _first_by_chat(fake, "sendDocument")
         await asyncio.sleep(3 if kill_after is None else 15)  # anything sent twice would be now
         sent = fake.calls[base:]
@@ -237,17 +254,11 @@ async def load_run(
         await fake.stop()
         for worker in started_workers:
             worker.stop()
-    return {
-        "workers": workers,
-        "users": users,
-        "bars": bars,
-        "seconds": elapsed,
-        "melodies_per_s": users / elapsed,
+    return measured | {
         "midi_p50_s": sorted(midi_at[c] - began for c in chats)[len(chats) // 2],
         "answered_exactly_once": exactly_once,
         "ledger": ledger[0],
         "killed_at_s": killed_at or 0.0,
-        "cpu_s_per_melody": cpu,
     }
 
 
@@ -288,20 +299,14 @@ async def workers_alone(
         text = f"C4 D4 E4 G4 temp=0.9 bars={bars}"
         await asyncio.gather(*(melody(seed, text) for seed in range(users)))
         elapsed = time.perf_counter() - began
-        cpu_after = cpu_by_role(started_workers)
+        measured = _throughput(
+            workers, users, bars, elapsed, cpu_before, cpu_by_role(started_workers)
+        )
     finally:
         await jobs.close()
         for worker in started_workers:
             worker.stop()
-    cpu = {role: (cpu_after[role] - cpu_before[role]) / users for role in cpu_after}
-    return {
-        "workers": workers,
-        "users": users,
-        "bars": bars,
-        "seconds": elapsed,
-        "melodies_per_s": users / elapsed,
-        "cpu_s_per_melody": cpu,
-    }
+    return measured
 
 
 _FRONT_END = """
